@@ -67,8 +67,8 @@ class Config:
     lora_rank: int = _f(8, "LoRA rank (mode 'lora')", range=(1, 256))
     epochs: int = _f(20, "student training epochs", range=(1, 10_000))
     max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", range=(0, 10**9))
-    batch_size: int = _f(64, "student mini-batch size", range=(1, 65_536))
-    lr: float = _f(1e-3, "student learning rate (AdamW)", range=(1e-7, 1.0))
+    batch_size: int = _f(128, "student mini-batch size", range=(1, 65_536))
+    lr: float = _f(2e-3, "student learning rate (AdamW)", range=(1e-7, 1.0))
     weight_decay: float = _f(0.01, "AdamW weight decay", range=(0.0, 1.0))
     max_grad_norm: float = _f(1.0, "gradient clipping threshold (0 = off)", range=(0.0, INF))
     precision: str = _f("fp32", "autocast precision (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
@@ -87,7 +87,8 @@ class Config:
     teacher_pool: int = _f(8000, "teacher training examples from the pool (0 = all)", range=(0, 10**7))
     teacher_lr: float = _f(5e-5, "teacher learning rate", range=(1e-7, 1.0))
     # --- evaluation suite (DESIGN 'Metrics') ---
-    eval_eps: float = _f(0.2, "ε of the feature-space Gaussian and PGD probes", range=(0.0, 10.0))
+    eval_eps: float = _f(0.05, "ε of the feature-space Gaussian and PGD probes", range=(0.0, 10.0))
+    eval_size: int = _f(0, "test (and shift) examples evaluated, balanced (0 = all; small for smoke runs)", range=(0, 10**7))
     eval_text_noise: float = _f(0.15, "per-word rate of the typo and word-drop probes", range=(0.0, 1.0))
 
     def __post_init__(self) -> None:

@@ -75,14 +75,27 @@ def fingerprint(name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def load_backbone(name: str, device: str | torch.device = "cpu"):
-    """(tokenizer, model) for a backbone name; every failure becomes one ModelError line."""
+def hidden_size(name: str) -> int:
+    """The backbone's feature size, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolve_model(name)).hidden_size
+
+
+def load_backbone(name: str, device: str | torch.device = "cpu", attn_implementation: str | None = None):
+    """(tokenizer, model) for a backbone name; every failure becomes one ModelError line.
+
+    ``attn_implementation="eager"`` is needed where a second derivative must pass through
+    attention (the gradient penalty of a LoRA student): PyTorch's fused SDPA kernels have no
+    double backward.
+    """
     from transformers import AutoModel, AutoTokenizer
 
     resolved = resolve_model(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
-        model = AutoModel.from_pretrained(resolved, use_safetensors=True)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModel.from_pretrained(resolved, use_safetensors=True, **extra)
     except Exception as err:  # noqa: BLE001 - transformers raises many types; the user needs one line
         detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise ModelError(f"could not load model '{name}' from {resolved} ({detail}): reinstall it or pass another backbone") from None

@@ -1,0 +1,176 @@
+"""``ckt`` command line: prepare data, train and evaluate a student, apply it to new texts.
+
+    ckt data prepare [--force]
+    ckt train --config configs/default.yaml [--set key=value ...] --save runs/ckt
+    ckt predict runs/ckt --input texts.csv --output preds.csv
+    ckt params
+
+Every user error (bad parameter, malformed file, missing model) prints one line naming the
+problem and the fix, writes nothing, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import CktError, DataError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ckt", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="build the offline benchmark").add_subparsers(dest="action", required=True)
+    prep = data.add_parser("prepare", help="download the pinned artifacts and build the splits (once)")
+    prep.add_argument("--force", action="store_true", help="rebuild even if the splits exist")
+    tr = sub.add_parser("train", help="train students (one per seed) and print mean ± 95%% CI")
+    tr.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
+    tr.add_argument("--save", required=True, help="folder for weights, config, metrics.json")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    pr = sub.add_parser("predict", help="label texts with a trained student")
+    pr.add_argument("run_dir", help="a folder written by `ckt train --save`")
+    pr.add_argument("--input", required=True, help="CSV with a 'text' column")
+    pr.add_argument("--output", required=True, help="CSV to write: text,label,prob_positive")
+    pr.add_argument("--seed", type=int, default=None, help="which seed's student (default: the first)")
+    sub.add_parser("params", help="list every parameter with its default and valid range")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"data": cmd_data, "train": cmd_train, "predict": cmd_predict, "params": cmd_params}[args.command](args)
+    except CktError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+def cmd_data(args) -> int:
+    from .data import prepare
+
+    path = prepare(force=args.force)
+    meta = json.loads((path / "meta.json").read_text())
+    print(f"benchmark ready in {path}")
+    for split, n in meta.get("sizes", {}).items():
+        print(f"  {split:>6}: {n}")
+    return 0
+
+
+def cmd_params(args) -> int:
+    from .config import describe
+
+    for row in describe():
+        print(f"{row['name']:<16} {str(row['default']):<14} {row['valid']:<34} {row['help']}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import Config
+    from .experiment import REPORTED, prepare, run_seed, summary
+    from .metrics import format_ci
+    from .student import trainable_state
+
+    cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
+    out = Path(args.save)
+    prep = prepare(cfg, progress=not args.quiet)
+    records, weights = [], {}
+    for seed in cfg.seeds:
+        student, record = run_seed(prep, seed, cfg, progress=not args.quiet)
+        records.append(record)
+        weights[seed] = trainable_state(student)
+    import pandas as pd
+
+    table = pd.DataFrame(records)
+    summ = summary(table)
+    with _atomic_dir(out) as tmp:
+        from safetensors.torch import save_file
+
+        (tmp / "config.yaml").write_text(cfg.to_yaml())
+        for seed, state in weights.items():
+            save_file(state, str(tmp / f"student_seed{seed}.safetensors"))
+        table.to_csv(tmp / "records.csv", index=False)
+        (tmp / "metrics.json").write_text(json.dumps({"records": records, "summary": summ.to_dict("records")},
+                                                     indent=2, default=float))
+    print(f"teacher test accuracy: {prep.teacher['teacher_accuracy']:.1f}%  ({prep.teacher['teacher_n_train']} pool examples)")
+    print(f"{cfg.regime}, {len(cfg.seeds)} seeds (mean ± 95% CI):")
+    row = summ.iloc[0]
+    for m in REPORTED:
+        print(f"  {m:<20} {format_ci(row[m + '_mean'], row[m + '_ci'])}")
+    print(f"saved to {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+    import torch
+
+    from .config import Config
+    from .student import load_student
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise DataError(f"{run_dir} is not a training run (no config.yaml): pass the folder given to `ckt train --save`")
+    cfg = Config.from_yaml(run_dir / "config.yaml")
+    seed = cfg.seeds[0] if args.seed is None else args.seed
+    texts = _read_texts(Path(args.input))
+    student = load_student(cfg, run_dir / f"student_seed{seed}.safetensors")
+    with torch.no_grad():
+        prob = torch.softmax(student.head(student.pooled(texts).float()), -1)[:, 1]
+    df = pd.DataFrame({"text": texts, "label": (prob >= 0.5).long().numpy(), "prob_positive": prob.numpy().round(6)})
+    out = Path(args.output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    print(f"wrote {len(df)} predictions to {out} (student seed {seed}, {int(df['label'].sum())} positive)")
+    return 0
+
+
+def _read_texts(path: Path) -> list[str]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"input file {path} not found: pass a CSV with a 'text' column")
+    try:
+        df = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise DataError(f"input file {path} is not UTF-8: re-save it as UTF-8") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise DataError(f"input file {path} is not a readable CSV ({str(err).splitlines()[0]}): fix it") from None
+    if "text" not in df.columns:
+        raise DataError(f"input file {path} has no 'text' column (found: {', '.join(df.columns)}): add a header 'text'")
+    if df.empty:
+        raise DataError(f"input file {path} has no rows: add texts under the 'text' header")
+    return df["text"].tolist()
+
+
+class _atomic_dir:
+    """Write a folder's content to a temp folder, then move it into place (nothing half-written)."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.target.exists():
+            shutil.rmtree(self.target)
+        os.replace(self.tmp, self.target)
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Sweeps: many configs × seeds into one results table that survives being killed.
+
+``run_sweep(points, table)`` trains one student per (point, seed) and appends its row to a CSV
+results table. Each row carries a ``run_id`` (a hash of the full config and the seed); a row
+already in the table is never run again, so a sweep killed part-way and started again finishes
+with every run present exactly once. The table is rewritten atomically (temp file +
+``os.replace``) after every run: a reader always sees a complete, parseable file.
+
+Runs that share data, teacher and features (:func:`prep_key`) share one
+:func:`ckt.experiment.prepare`, so a sweep over a loss weight prepares once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .cache import hash_key
+from .config import Config
+from .errors import DataError
+from .experiment import Prepared, prepare, run_seed
+
+# fields that change what prepare() builds; everything else only changes the student's training
+PREP_FIELDS = ("dataset", "train_size", "domains", "label_noise", "text_noise", "backbone", "max_length",
+               "teacher_epochs", "teacher_pool", "teacher_lr", "eval_text_noise", "eval_size")
+
+
+def prep_key(cfg: Config) -> str:
+    return hash_key({f: getattr(cfg, f) for f in PREP_FIELDS})
+
+
+def run_id(cfg: Config, seed: int) -> str:
+    d = cfg.to_dict()
+    d.pop("seeds")
+    return hash_key(d, seed)[:16]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The results table (empty frame if it does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"results table {path} is unreadable ({str(err).splitlines()[0]}): delete it and rerun") from None
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """Atomic write: a temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Run every (labels, config) point over its seeds; returns the rows of these points.
+
+    ``labels`` (e.g. ``{"w_kd": 0.5}``) are copied into each row so plots can group by them.
+    """
+    points = list(points)
+    done = read_table(table)
+    have = set(done["run_id"]) if "run_id" in done else set()
+    jobs = [(labels, cfg, seed, run_id(cfg, seed)) for labels, cfg in points for seed in cfg.seeds]
+    preps: dict[str, Prepared] = {}
+    for labels, cfg, seed, rid in tqdm(jobs, desc="sweep", disable=not progress):
+        if rid in have:
+            continue
+        key = prep_key(cfg)
+        if key not in preps:
+            preps[key] = prepare(cfg, progress=False)
+        _, record = run_seed(preps[key], seed, cfg)
+        row = {"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **record}
+        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        write_table(done, table)
+        have.add(rid)
+    wanted = {rid for *_, rid in jobs}
+    return done[done["run_id"].isin(wanted)].reset_index(drop=True) if len(done) else done

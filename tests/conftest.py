@@ -1,0 +1,22 @@
+"""Shared fixtures: the real offline benchmark, and a small 'smoke' configuration of it."""
+
+import pytest
+
+# Small enough for 2 CPU cores in seconds, real enough to exercise every code path: the teacher
+# is really fine-tuned (on 256 pool examples), features really come from MiniLM.
+SMOKE = dict(train_size=64, epochs=2, teacher_pool=256, teacher_epochs=2, teacher_lr=2e-4, eval_size=48, seeds=[0, 1])
+
+
+@pytest.fixture(scope="session")
+def benchmark():
+    """The prepared default benchmark (downloads the pinned artifacts on first use)."""
+    from ckt.data import prepare
+
+    return prepare()
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg(benchmark):
+    from ckt.config import Config
+
+    return Config.from_dict(SMOKE)

@@ -1,0 +1,75 @@
+"""The README's workflow as a new user runs it: ckt train, then ckt predict; bad input exits 2."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import SMOKE
+
+SETS = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in SMOKE.items()]
+
+
+def ckt(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "ckt.cli", *args], capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, benchmark):
+    out = tmp_path_factory.mktemp("run") / "ckt"
+    proc = ckt("train", "--config", "configs/default.yaml", *SETS, "--save", str(out), "--quiet")
+    return out, proc.stdout
+
+
+def test_train_prints_the_metric_table_and_saves_the_run(trained):
+    out, stdout = trained
+    for word in ("teacher test accuracy", "kd_alignment", "noise_robustness", "overall_safety", "±"):
+        assert word in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["records"]) == 2 and metrics["summary"][0]["n_seeds"] == 2
+    assert (out / "student_seed0.safetensors").is_file() and (out / "config.yaml").is_file()
+
+
+def test_predict_labels_new_texts(trained, tmp_path):
+    out, _ = trained
+    texts = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["an utterly delightful, moving film", "the battery died after a day, awful"]}).to_csv(texts, index=False)
+    preds = tmp_path / "preds.csv"
+    ckt("predict", str(out), "--input", str(texts), "--output", str(preds))
+    df = pd.read_csv(preds)
+    assert list(df.columns) == ["text", "label", "prob_positive"]
+    assert df["prob_positive"].between(0, 1).all() and set(df["label"]) <= {0, 1}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--set", "alpha=2", "--save", "{tmp}/x"], "alpha=2 is out of range"),
+    (["train", "--set", "epoch=3", "--save", "{tmp}/x"], "did you mean 'epochs'"),
+    (["train", "--set", "perturb=pgdd", "--save", "{tmp}/x"], "did you mean 'pgd'"),
+    (["train", "--config", "{tmp}/missing.yaml", "--save", "{tmp}/x"], "not found"),
+    (["predict", "{tmp}/nothing", "--input", "a.csv", "--output", "{tmp}/p.csv"], "not a training run"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
+    proc = ckt(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "x").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_rejects_a_file_without_text_column(trained, tmp_path):
+    out, _ = trained
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence\nhello\n")
+    proc = ckt("predict", str(out), "--input", str(bad), "--output", str(tmp_path / "p.csv"), check=False)
+    assert proc.returncode == 2 and "no 'text' column" in proc.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_params_lists_every_parameter():
+    stdout = ckt("params").stdout
+    assert "alpha" in stdout and "[0.0, 1.0]" in stdout
