@@ -11,6 +11,10 @@ class CktError(Exception):
 
     exit_code = 2
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython/papermill show this instead of a traceback: the one line is the whole story."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class ConfigError(CktError, ValueError):
     """A hyper-parameter, papermill parameter or config key is unknown or out of range."""

@@ -13,6 +13,7 @@ Runs that share data, teacher and features (:func:`prep_key`) share one
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -33,10 +34,18 @@ def prep_key(cfg: Config) -> str:
     return hash_key({f: getattr(cfg, f) for f in PREP_FIELDS})
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the ckt package's source: a results row is reused only by the code that made it."""
+    src = Path(__file__).resolve().parent
+    return hash_key(*[(p.name, p.read_text(encoding="utf-8")) for p in sorted(src.glob("*.py"))])[:12]
+
+
 def run_id(cfg: Config, seed: int) -> str:
+    """Identity of one run: the full config, the seed and the code version."""
     d = cfg.to_dict()
     d.pop("seeds")
-    return hash_key(d, seed)[:16]
+    return hash_key(d, seed, code_version())[:16]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
