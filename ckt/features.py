@@ -53,7 +53,7 @@ def pad_batch(ids: list[list[int]], pad_id: int, device="cpu") -> tuple[torch.Te
     return input_ids.to(device), mask.to(device)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the results feed autograd later (PGD, KD targets)
 def encode(encoder: Encoder, tokenizer, texts: list[str], max_length: int = 128, batch_size: int = 64,
            device="cpu", progress: bool = False) -> torch.Tensor:
     """Pooled, L2-normalised features (N, D) with length-sorted dynamic batching."""

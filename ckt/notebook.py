@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from .config import Config
 from .errors import ConfigError
 
 RESULTS_ENV = "CKT_RESULTS_DIR"
-_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 
 @dataclass(frozen=True)
@@ -60,15 +58,39 @@ def register(name: str, title: str, config: dict | None = None, **knobs: Knob) -
     return NOTEBOOKS[name]
 
 
+def _injected_names(namespace: dict) -> set[str] | None:
+    """Names assigned by papermill's injected cell (and the parameters cell), read from IPython's
+    input history ``In``: both cells start with a ``# Parameters`` comment. None outside IPython."""
+    import ast
+
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return None
+    names: set[str] = set()
+    for source in history:
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters"):
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign):
+                    names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
 def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
-    """Validate a notebook's parameters; returns (knobs, base config). Raises one ConfigError line."""
+    """Validate a notebook's parameters; returns (knobs, base config). Raises one ConfigError line.
+
+    In a notebook, pass ``globals()``: the names papermill injected are found in the input history,
+    so imports and other variables never count as parameters. A plain dict is taken as the
+    parameters themselves.
+    """
     spec = NOTEBOOKS[name]
     fields = set(Config().to_dict())
-    user = {k: v for k, v in namespace.items()
-            if not k.startswith("_") and k not in _IPYTHON_NAMES and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
-    knobs, overrides = {}, {}
+    injected = _injected_names(namespace)
+    if injected is None:
+        injected = {k for k in namespace if not k.startswith("_")}
     list_fields = {k for k, v in Config().to_dict().items() if isinstance(v, list)}
-    for key, value in user.items():
+    knobs, overrides = {}, {}
+    for key in sorted(injected):
+        value = namespace[key]
         default = spec.knobs[key].default if key in spec.knobs else ([] if key in list_fields else None)
         if isinstance(value, str) and isinstance(default, list):  # papermill -p seeds "[0, 1]" passes a string
             value = _parse_list(key, value)
@@ -167,6 +189,7 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
 
 
 # --------------------------------------------------------------------------- the notebooks' knobs
+register("00_data_card", "Data and model card")
 register("01_walkthrough", "The method, one batch at a time",
          taus=_grid([1.0, 2.0, 4.0, 8.0], "temperatures shown for the teacher's soft labels", 1e-3, 100.0),
          epsilons=_grid([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], "feature-space radii probed", 0.0, 10.0),
@@ -192,3 +215,26 @@ register("05_ablations", "Ablations, baselines and the perturbation choice",
          tau_grid=_grid([1.0, 2.0, 4.0, 8.0], "τ values", 1e-3, 100.0),
          embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)", range=(8, 10**6)),
          embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
+
+register("06_claims", "The paper's claims, checked",
+         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",
+                      each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")))
+
+def record_findings(name: str, findings: dict[str, Any]) -> Path:
+    """Save a chapter's measured findings (JSON) for the claims chapter to tabulate."""
+    import json
+
+    path = results_dir() / "findings" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(findings, indent=2, default=float))
+    tmp.replace(path)
+    return path
+
+
+def load_findings() -> dict[str, dict]:
+    """Every chapter's findings recorded so far, by notebook name."""
+    import json
+
+    folder = results_dir() / "findings"
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.exists() else {}

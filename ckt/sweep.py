@@ -68,6 +68,22 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
+    """Rows with these run ids in the other results tables of the same folder (read only)."""
+    found: dict[str, dict] = {}
+    for other in sorted(table.parent.glob("*.csv")) if wanted and table.parent.exists() else []:
+        if other.resolve() == table.resolve():
+            continue
+        try:
+            df = pd.read_csv(other)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue  # an unreadable neighbour is simply not reused
+        if "run_id" in df:
+            for row in df[df["run_id"].isin(wanted)].to_dict("records"):
+                found[row["run_id"]] = {k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+    return found
+
+
 def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progress: bool = True) -> pd.DataFrame:
     """Run every (labels, config) point over its seeds; returns the rows of these points.
 
@@ -77,14 +93,18 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
     done = read_table(table)
     have = set(done["run_id"]) if "run_id" in done else set()
     jobs = [(labels, cfg, seed, run_id(cfg, seed)) for labels, cfg in points for seed in cfg.seeds]
+    elsewhere = _rows_in_sibling_tables(Path(table), {rid for *_, rid in jobs} - have)
     preps: dict[str, Prepared] = {}
     for labels, cfg, seed, rid in tqdm(jobs, desc="sweep", disable=not progress):
         if rid in have:
             continue
-        key = prep_key(cfg)
-        if key not in preps:
-            preps[key] = prepare(cfg, progress=False)
-        _, record = run_seed(preps[key], seed, cfg)
+        if rid in elsewhere:  # the same run, already made for another chapter
+            record = {k: v for k, v in elsewhere[rid].items() if not k.startswith("p_") and k != "run_id"}
+        else:
+            key = prep_key(cfg)
+            if key not in preps:
+                preps[key] = prepare(cfg, progress=False)
+            _, record = run_seed(preps[key], seed, cfg)
         row = {"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **record}
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         write_table(done, table)

@@ -109,7 +109,7 @@ def get_teacher(spec: TeacherSpec, texts: list[str], labels: list[int], progress
     return tokenizer, model, key, stats
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the results feed autograd later (PGD, KD targets)
 def predict_logits(tokenizer, model: Classifier, texts: list[str], max_length: int, batch_size: int = 64) -> torch.Tensor:
     """Logits (N, 2) for texts, length-sorted batches, original order restored."""
     ids = tokenize(tokenizer, texts, max_length)

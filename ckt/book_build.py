@@ -1,0 +1,168 @@
+"""``make book``: execute every notebook with papermill, then build the Jupyter Book.
+
+    python -m ckt.book_build            # default parameters, into book/executed/, then _build/html
+    python -m ckt.book_build --smoke    # tiny parameters (what the tests use)
+
+A notebook is re-executed only when its source, its parameters or the ckt package changed (a
+stamp in the executed notebook's metadata says which inputs made it); inside a notebook,
+sweeps reuse the rows of the results tables. The data, the teacher and the frozen features are
+cached on disk. The wall time of every step is printed at the end: a first (cold) build and a
+rebuild with every cache hit (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .cache import hash_key
+from .sweep import code_version
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_claims"]
+BOOK_FILES = ["_config.yml", "_toc.yml", "book", "ckt"]  # ckt: the method chapter includes its source
+# small enough for seconds per notebook on 2 cores; real data, real models
+SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
+         "teacher_lr": 2e-4, "eval_size": 48}
+SMOKE_GRIDS = {
+    "01_walkthrough": {"taus": [1.0, 4.0], "epsilons": [0.0, 0.1], "batch": 4},
+    "02_kd_weight": {"weights": [0.0, 1.0]},
+    "03_budget_precision": {"epochs_grid": [1, 2], "sizes": [64], "precisions": ["fp32", "bf16"]},
+    "04_noise_shift": {"regimes": ["ce", "ckt"], "label_noise_rates": [0.0, 0.2], "text_noise_rates": [0.0, 0.2],
+                       "holdout": ["tweets"]},
+    "05_ablations": {"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
+                     "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
+    "06_claims": {},
+}
+
+
+def smoke_parameters(name: str) -> dict:
+    return {**SMOKE, **SMOKE_GRIDS.get(name, {})}
+
+
+def _venv_env() -> dict:
+    """Environment in which the notebook kernel ('python3') is this interpreter."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def execute(name: str, out_dir: Path, parameters: dict | None = None, force: bool = False) -> bool:
+    """Run ``notebooks/<name>.ipynb`` into ``out_dir`` unless an up-to-date copy is there.
+
+    Returns True if it executed. Errors propagate (papermill writes the failing notebook too).
+    """
+    import papermill as pm
+
+    src = ROOT / "notebooks" / f"{name}.ipynb"
+    dst = out_dir / f"{name}.ipynb"
+    params = parameters or {}
+    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version())
+    if not force and dst.exists():
+        try:
+            if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:
+                return False
+        except (ValueError, KeyError):
+            pass
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = _venv_env()["PATH"]
+    try:
+        nb = pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                                 cwd=str(ROOT), progress_bar=False)
+    finally:
+        os.environ["PATH"] = old_path
+    nb.metadata["ckt_stamp"] = stamp
+    import nbformat
+
+    nbformat.write(nb, str(dst))
+    return True
+
+
+def parameters_page() -> str:
+    """Markdown tables of every notebook's own parameters and every Config field (from the code)."""
+    from .config import describe
+    from .notebook import NOTEBOOKS
+
+    lines = []
+    for name, spec in NOTEBOOKS.items():
+        lines += [f"### `{name}`: {spec.title}", "", "| parameter | default | valid | meaning |", "|---|---|---|---|"]
+        for key, knob in spec.knobs.items():
+            valid = (f"each in {list(knob.each)}" if knob.each else f"in {list(knob.range)}" if knob.range else "")
+            lines.append(f"| `{key}` | `{knob.default}` | {valid} | {knob.help} |")
+        lines.append("")
+    lines += ["### Config fields (every chapter, and `ckt train --set`)", "",
+              "| parameter | default | valid | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{r['name']}` | `{r['default']}` | {r['valid']} | {r['help']} |" for r in describe()]
+    return "\n".join(lines) + "\n"
+
+
+def build_html(root: Path) -> Path:
+    """``jupyter-book build`` of the book whose _config.yml and _toc.yml are in ``root``."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
+    subprocess.run(cmd, check=True, env=_venv_env(), cwd=root)
+    return root / "_build" / "html"
+
+
+def stage(root: Path) -> None:
+    """Copy the book's config and chapters into ``root`` (for a build outside the repository)."""
+    for item in BOOK_FILES:
+        src = ROOT / item
+        if not src.exists():
+            continue
+        dst = root / item
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("executed", "_build", "__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ckt.book_build", description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="tiny parameters (seconds per notebook)")
+    p.add_argument("--root", default=str(ROOT), help="where to build (default: the repository)")
+    p.add_argument("--only", nargs="*", default=None, help="notebooks to execute (default: all)")
+    p.add_argument("--force", action="store_true", help="re-execute even up-to-date notebooks")
+    p.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    args = p.parse_args(argv)
+    root = Path(args.root).resolve()
+    if root != ROOT:
+        stage(root)
+    if args.smoke:  # smoke results never mix with the real ones
+        os.environ.setdefault("CKT_RESULTS_DIR", str(root / "results-smoke"))
+    timings: list[tuple[str, float, str]] = []
+    start = time.perf_counter()
+    t = time.perf_counter()
+    from .config import Config
+    from .data import prepare as prepare_data
+    from .experiment import prepare
+
+    prepare_data()
+    prepare(Config.from_dict(SMOKE) if args.smoke else Config(), progress=True)
+    timings.append(("data, teacher, frozen features", time.perf_counter() - t, ""))
+    for name in args.only or NOTEBOOKS:
+        t = time.perf_counter()
+        ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
+        timings.append((f"notebook {name}", time.perf_counter() - t, "executed" if ran else "up to date"))
+    if not args.no_html:
+        t = time.perf_counter()
+        (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
+        html = build_html(root)
+        timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))
+    print("\nmake book timings (wall clock)")
+    for step, seconds, note in timings:
+        print(f"  {step:<36} {seconds:8.1f} s  {note}")
+    executed = sum(note == "executed" for *_, note in timings)
+    print(f"  {'total':<36} {time.perf_counter() - start:8.1f} s  "
+          f"({'warm: every notebook up to date' if executed == 0 else f'{executed} notebook(s) executed'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
