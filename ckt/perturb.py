@@ -96,11 +96,15 @@ def _grad_wrt_delta(loss_fn: Callable, x: torch.Tensor, delta: torch.Tensor, mas
     return _masked(g, mask)
 
 
+def fgsm_step(grad: torch.Tensor, eps: float, norm: str, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The FGSM δ from a gradient ∇ₓL already at hand: ε·sign(∇) (L∞) or ε·∇/‖∇‖₂ (L2)."""
+    return (eps * _unit_step(_masked(grad, mask), norm)).detach()
+
+
 def fgsm_delta(loss_fn: Callable, x: torch.Tensor, eps: float, norm: str,
                mask: torch.Tensor | None = None) -> torch.Tensor:
     """One ascent step from δ = 0: ε·sign(∇ₓL) (L∞) or ε·∇ₓL/‖∇ₓL‖₂ (L2)."""
-    g = _grad_wrt_delta(loss_fn, x, torch.zeros_like(x), mask)
-    return (eps * _unit_step(g, norm)).detach()
+    return fgsm_step(_grad_wrt_delta(loss_fn, x, torch.zeros_like(x), mask), eps, norm)
 
 
 def pgd_delta(loss_fn: Callable, x: torch.Tensor, spec: PerturbSpec, generator: torch.Generator | None = None,

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import ConfigError, TrainingDiverged
 from .features import pad_batch, shuffled_length_batches, tokenize
 from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, total_loss
-from .perturb import PerturbSpec, make_delta
+from .perturb import PerturbSpec, fgsm_step, make_delta
 from .student import trainable
 from .teacher import seed_everything
 
@@ -66,21 +66,34 @@ def autocast_for(cfg: Config, device: torch.device):
 
 
 def loss_terms(student, batch: dict, cfg: Config, spec: PerturbSpec, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Every term of the objective for one batch: ``kd``, ``nr``, ``smart``, ``reg`` and ``total``."""
+    """Every term of the objective for one batch: ``kd``, ``nr``, ``smart``, ``reg`` and ``total``.
+
+    FGSM reuses the clean forward pass: its gradient at δ = 0 is the gradient of the clean
+    cross-entropy, so x is marked as requiring grad and one backward gives δ — in embedding mode
+    this saves a whole forward pass of the transformer per step.
+    """
     w = cfg.terms()
     x, mask = student.clean_input(batch)
+    perturb = w["alpha"] < 1 or w["smart"] > 0
+    reuse_clean = perturb and spec.kind == "fgsm" and w["smart"] == 0 and spec.eps > 0
+    if reuse_clean:
+        x = x.detach().requires_grad_(True)
     clean = student.logits_at(x, batch)
     zero = clean.new_zeros(()).float()
     l_kd = kd_loss(clean.float(), batch["t"], cfg.tau) if w["w_kd"] > 0 else zero
     perturbed = None
-    if w["alpha"] < 1 or w["smart"] > 0:
+    if reuse_clean:
+        (grad,) = torch.autograd.grad(F.cross_entropy(clean.float(), batch["y"]), x, retain_graph=True)
+        delta = fgsm_step(grad, spec.eps, spec.norm, mask)
+    elif perturb:
         if w["smart"] > 0:  # SMART: δ maximises the divergence from the clean prediction
             target = clean.detach().float()
             objective = lambda xp: smart_loss(target, student.logits_at(xp, batch).float())  # noqa: E731
         else:  # adversarial CE, as in Eq. 4
             objective = lambda xp: F.cross_entropy(student.logits_at(xp, batch).float(), batch["y"])  # noqa: E731
         delta = make_delta(spec, x, objective, generator=gen, mask=mask)
-        perturbed = student.logits_at(x + delta.to(x.dtype), batch).float()
+    if perturb:
+        perturbed = student.logits_at(x.detach() + delta.to(x.dtype), batch).float()
     l_nr = noise_robust_loss(clean.float(), perturbed if w["alpha"] < 1 else None, batch["y"], w["alpha"])
     l_smart = w["smart"] * smart_loss(clean.float(), perturbed) if w["smart"] > 0 else zero
     l_reg = grad_norm_penalty(l_nr, trainable(student), w["lam"])
@@ -155,7 +168,7 @@ def _step(loss: torch.Tensor, params, opt, scaler, max_grad_norm: float) -> bool
         if scaler.is_enabled():
             scaler.update(scaler.get_scale() / 2)
         return False
-    scaler.scale(loss).backward()
+    scaler.scale(loss).backward(inputs=list(params))  # never into the (frozen) input path
     scaler.unscale_(opt)
     # the total norm is computed anyway by clipping; a non-finite norm means an overflow somewhere
     total_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))

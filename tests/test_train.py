@@ -104,3 +104,22 @@ def test_embedding_and_lora_students_train_through_the_backbone(prep, smoke_cfg,
         assert any("lora_" in n for n in trained)
     else:
         assert all(n.startswith("head.") for n in trained)
+
+
+def test_fgsm_from_the_clean_pass_equals_a_separate_fgsm(prep, smoke_cfg):
+    """loss_terms reuses the clean forward for FGSM; the result must equal ckt.perturb.fgsm_delta's."""
+    import torch.nn.functional as F
+
+    from ckt.losses import noise_robust_loss
+    from ckt.perturb import PerturbSpec, make_delta
+    from ckt.train import loss_terms, train_spec
+
+    cfg = smoke_cfg.replace(perturb="fgsm", regime="adv")
+    torch.manual_seed(0)
+    student = make_student(cfg, prep.x_train.shape[1])
+    batch = {"x": prep.x_train[:32], "y": prep.y_train[:32], "t": prep.t_train[:32]}
+    terms = loss_terms(student, batch, cfg, train_spec(cfg), torch.Generator().manual_seed(0))
+    spec = PerturbSpec("fgsm", cfg.eps, cfg.norm)
+    delta = make_delta(spec, batch["x"], lambda xp: F.cross_entropy(student.head(xp), batch["y"]))
+    expected = noise_robust_loss(student.head(batch["x"]), student.head(batch["x"] + delta), batch["y"], cfg.alpha)
+    assert torch.allclose(terms["nr"], expected, atol=1e-6)

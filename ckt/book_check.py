@@ -1,0 +1,93 @@
+"""Check the built book as a reader would see it.
+
+    python -m ckt.book_check _build/html                      # every page: figures, no errors
+    python -m ckt.book_check _build/html --screenshots shots  # + a headless-Chromium PNG per page
+
+Per chapter page it counts the figures (``<img>``) and looks for what a reader must never see:
+an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. With
+``--screenshots`` it renders each page in headless Chromium (``apt-get install chromium``) to a
+PNG, so the pages can be looked at. Exits 1 if any page has a problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROBLEMS = {
+    "error output": re.compile(r'class="[^"]*\boutput[^"]*\berror\b|Traceback \(most recent call last\)'),
+    "unresolved glue": re.compile(r"\{glue:(text|md|any|figure)\}|glue_not_found|Could not find key"),
+    "NaN in a table": re.compile(r"<td>\s*nan\s*</td>", re.IGNORECASE),
+}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1280,4000"]
+
+
+@dataclass
+class PageReport:
+    page: str
+    figures: int
+    problems: list[str] = field(default_factory=list)
+
+
+def check_page(path: Path, root: Path) -> PageReport:
+    html = path.read_text(encoding="utf-8", errors="replace")
+    main = html.split('id="main-content"', 1)[-1]  # the chapter body, not the navigation
+    figures = len(re.findall(r"<img\b[^>]*src=\"[^\"]*\.(?:png|svg|jpg)", main))
+    problems = [name for name, rx in PROBLEMS.items() if rx.search(main)]
+    return PageReport(str(path.relative_to(root)), figures, problems)
+
+
+def chapter_pages(html_root: Path) -> list[Path]:
+    return sorted(p for p in html_root.rglob("*.html")
+                  if not any(part.startswith("_") for part in p.relative_to(html_root).parts)
+                  and p.name not in {"genindex.html", "search.html"})
+
+
+def find_chromium() -> str | None:
+    return next((c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
+
+
+def screenshot(page: Path, out: Path, chromium: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with_profile = [f"--user-data-dir={out.parent / '.chromium-profile'}"]
+    subprocess.run([chromium, *CHROMIUM_FLAGS, *with_profile, f"--screenshot={out}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ckt.book_check", description=__doc__.split("\n\n")[0])
+    p.add_argument("html", help="the built book (…/_build/html)")
+    p.add_argument("--screenshots", default=None, help="folder for one PNG per page (needs chromium)")
+    args = p.parse_args(argv)
+    root = Path(args.html)
+    pages = chapter_pages(root)
+    if not pages:
+        print(f"error: no HTML pages under {root}: build the book first (make book)", file=sys.stderr)
+        return 2
+    chromium = find_chromium() if args.screenshots else None
+    if args.screenshots and not chromium:
+        print("error: --screenshots needs Chromium: apt-get install chromium", file=sys.stderr)
+        return 2
+    bad = 0
+    for page in pages:
+        report = check_page(page, root)
+        bad += bool(report.problems)
+        shot = ""
+        if chromium:
+            png = Path(args.screenshots) / (report.page.replace("/", "__").removesuffix(".html") + ".png")
+            screenshot(page, png, chromium)
+            shot = f"  -> {png}"
+        status = "OK " if not report.problems else "BAD"
+        print(f"{status} {report.page:<45} {report.figures:>3} figure(s)  {', '.join(report.problems)}{shot}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Every notebook: committed clean, parameters in sync with the code, executed in smoke mode, and
+the whole book built from them and checked page by page."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ckt import book_build
+from ckt.book_check import chapter_pages, check_page
+from ckt.notebook import NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load(name):
+    return json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+
+
+def test_every_registered_notebook_is_in_the_build_and_the_toc():
+    assert set(book_build.NOTEBOOKS) == set(NOTEBOOKS)
+    toc = (ROOT / "_toc.yml").read_text()
+    for name in NOTEBOOKS:
+        assert (ROOT / "notebooks" / f"{name}.ipynb").is_file()
+        assert f"book/executed/{name}" in toc
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_committed_without_outputs(name):
+    for cell in load(name)["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, f"{name} has outputs"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_parameters_cell_matches_the_registered_defaults(name):
+    cells = [c for c in load(name)["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    source = "".join(cells[0]["source"])
+    assert source.startswith("# Parameters")
+    values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(source).body if isinstance(n, ast.Assign)}
+    assert values == {k: knob.default for k, knob in NOTEBOOKS[name].knobs.items()}
+    # the next code cell checks the parameters before anything else
+    code = [c for c in load(name)["cells"] if c["cell_type"] == "code"]
+    following = "".join(code[code.index(cells[0]) + 1]["source"])
+    assert f'nb.parameters(globals(), "{name}")' in following
+
+
+def _papermill(name, out, *params, env=None):
+    args = [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{name}.ipynb"), str(out)]
+    for key, value in params:
+        args += ["-p", key, value]
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("param, value, message", [
+    ("epoch", "3", "unknown parameter 'epoch' for notebook 02_kd_weight: did you mean 'epochs'?"),
+    ("weights", "[-1]", "weights has -1"),
+    ("alpha", "2.0", "alpha=2.0 is out of range"),
+    ("seeds", "not a list", "is not a list"),
+])
+def test_bad_papermill_parameter_stops_at_the_first_cell_with_one_line(tmp_path, param, value, message):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "CKT_RESULTS_DIR": str(tmp_path / "results")}
+    proc = _papermill("02_kd_weight", tmp_path / "out.ipynb", (param, value), env=env)
+    assert proc.returncode != 0
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("ConfigError:")]
+    assert len(error_lines) == 1 and message in error_lines[0]
+    assert not (tmp_path / "results" / "02_kd_weight.csv").exists()  # nothing ran
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory, benchmark):
+    """Every notebook executed with smoke parameters, and the HTML book built from them."""
+    root = tmp_path_factory.mktemp("book")
+    os.environ["CKT_RESULTS_DIR"] = str(root / "results")
+    try:
+        assert book_build.main(["--smoke", "--root", str(root)]) == 0
+    finally:
+        os.environ.pop("CKT_RESULTS_DIR", None)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_executes_without_error(smoke_book, name):
+    nb = json.loads((smoke_book / "book" / "executed" / f"{name}.ipynb").read_text())
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert nb["metadata"].get("ckt_stamp")
+
+
+@pytest.mark.slow
+def test_book_pages_show_figures_and_no_errors(smoke_book):
+    html = smoke_book / "_build" / "html"
+    reports = {r.page: r for r in (check_page(p, html) for p in chapter_pages(html))}
+    for name in NOTEBOOKS:
+        page = f"book/executed/{name}.html"
+        assert page in reports, f"{page} missing from the book"
+        assert not reports[page].problems, (page, reports[page].problems)
+        if name not in ("00_data_card",):
+            assert reports[page].figures >= 1, f"{page} shows no figure"
+    assert all(not r.problems for r in reports.values())
+
+
+@pytest.mark.slow
+def test_a_second_build_reuses_every_notebook(smoke_book, capsys):
+    os.environ["CKT_RESULTS_DIR"] = str(smoke_book / "results")
+    try:
+        book_build.main(["--smoke", "--root", str(smoke_book), "--no-html"])
+    finally:
+        os.environ.pop("CKT_RESULTS_DIR", None)
+    out = capsys.readouterr().out
+    assert "warm: every notebook up to date" in out
