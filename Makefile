@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 CKT    := $(VENV)/bin/ckt
 STAMP  := $(VENV)/.ckt-installed
 
-.PHONY: install data test book benchmarks clean
+.PHONY: install data test book screenshots benchmarks clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ benchmarks: data
 
 book: data
 	$(PY) -m ckt.book_build
+	$(PY) -m ckt.book_check _build/html
+
+# a headless-Chromium PNG of every page (needs: apt-get install chromium)
+screenshots:
+	$(PY) -m ckt.book_check _build/html --screenshots _build/screenshots
 
 clean:
-	rm -rf _build book/_executed
+	rm -rf _build book/executed results-smoke

@@ -9,7 +9,7 @@ longest member (dynamic batching), then restores the original order.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import cached_tensors, hash_key, texts_key
 from .models import Encoder, fingerprint, load_backbone

@@ -90,7 +90,9 @@ def load_backbone(name: str, device: str | torch.device = "cpu", attn_implementa
     double backward.
     """
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar per load clutters notebooks and logs
     resolved = resolve_model(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .config import Config
@@ -165,8 +166,12 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
     for key, value in values.items():
         if isinstance(value, str):
             value = Markdown(value)
-        elif isinstance(value, float):
-            value = round(value, digits)
+        elif isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, (int, np.integer)):
+            value = int(value)
+        elif isinstance(value, (float, np.floating)):
+            value = round(float(value), digits)
         glue(f"{prefix}_{key}", value, display=False)
 
 
@@ -220,7 +225,7 @@ register("06_claims", "The paper's claims, checked",
          regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",
                       each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")))
 
-def record_findings(name: str, findings: dict[str, Any]) -> Path:
+def record_findings(name: str, findings: dict[str, Any]) -> None:
     """Save a chapter's measured findings (JSON) for the claims chapter to tabulate."""
     import json
 
@@ -229,7 +234,6 @@ def record_findings(name: str, findings: dict[str, Any]) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(findings, indent=2, default=float))
     tmp.replace(path)
-    return path
 
 
 def load_findings() -> dict[str, dict]:

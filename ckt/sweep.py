@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import hash_key
 from .config import Config

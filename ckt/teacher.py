@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cache import cached_tensors, hash_key, texts_key
 from .features import length_batches, pad_batch, shuffled_length_batches, tokenize
