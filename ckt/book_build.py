@@ -63,7 +63,11 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     src = ROOT / "notebooks" / f"{name}.ipynb"
     dst = out_dir / f"{name}.ipynb"
     params = parameters or {}
-    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version())
+    # the claims chapter also depends on what the other chapters found
+    from .notebook import load_findings
+
+    extra = load_findings() if name == "06_claims" else None
+    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(), extra)
     if not force and dst.exists():
         try:
             if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:

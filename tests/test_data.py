@@ -16,6 +16,7 @@ import pytest
 
 from ckt import artifacts as A
 from ckt import data as D
+from ckt import prompts as P
 from ckt.errors import CktError, DataError
 
 
@@ -341,12 +342,12 @@ def test_real_build_is_deterministic(real):
 
 @pytest.mark.parametrize("source, n", [("advbench", 520), ("harmbench", 200), ("donotanswer", 939)])
 def test_real_harmful_prompts(source, n):
-    prompts = D.load_harmful(source)
+    prompts = P.load_harmful(source)
     assert len(prompts) == n and all(isinstance(p, str) and p.strip() for p in prompts)
 
 
 def test_real_refusal_set():
-    df = D.load_refusal_set()
+    df = P.load_refusal_set()
     assert list(df.columns) == ["prompt", "type", "category"]
     assert df["type"].value_counts().to_dict() == {"harmful": 60, "benign": 60}
     assert df["prompt"].str.strip().ne("").all()
