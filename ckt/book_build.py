@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -153,7 +154,10 @@ def main(argv=None) -> int:
     for name in args.only or NOTEBOOKS:
         t = time.perf_counter()
         ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
-        timings.append((f"notebook {name}", time.perf_counter() - t, "executed" if ran else "up to date"))
+        # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        timings.append((f"notebook {name}", time.perf_counter() - t,
+                        f"executed, peak kernel RSS so far {rss:.2f} GiB" if ran else "up to date"))
     if not args.no_html:
         t = time.perf_counter()
         (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
@@ -162,7 +166,7 @@ def main(argv=None) -> int:
     print("\nmake book timings (wall clock)")
     for step, seconds, note in timings:
         print(f"  {step:<36} {seconds:8.1f} s  {note}")
-    executed = sum(note == "executed" for *_, note in timings)
+    executed = sum(note.startswith("executed") for *_, note in timings)
     print(f"  {'total':<36} {time.perf_counter() - start:8.1f} s  "
           f"({'warm: every notebook up to date' if executed == 0 else f'{executed} notebook(s) executed'})")
     return 0

@@ -113,3 +113,18 @@ def load_student(cfg, weights) -> nn.Module:
         raise ModelError(f"student weights {path} lack {sorted(missing)[:3]}: they belong to another config; retrain")
     student.load_state_dict(state, strict=False)
     return student.eval()
+
+
+@torch.no_grad()
+def embedding_scale(backbone: str, texts: list[str], max_length: int) -> float:
+    """Mean L2 norm of a sentence's token-embedding matrix (over all its (T, D) entries).
+
+    An embedding-space δ is bounded over the whole sequence, so its ε must be chosen on this scale
+    (the feature-space ε is relative to unit-norm features instead).
+    """
+    from .features import frozen_encoder, pad_batch, tokenize
+
+    tokenizer, encoder = frozen_encoder(backbone)
+    ids, mask = pad_batch(tokenize(tokenizer, texts, max_length), tokenizer.pad_token_id)
+    embeds = encoder.embed(ids) * mask.unsqueeze(-1)
+    return float(embeds.flatten(1).norm(dim=1).mean())

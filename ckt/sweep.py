@@ -109,5 +109,8 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         write_table(done, table)
         have.add(rid)
-    wanted = {rid for *_, rid in jobs}
-    return done[done["run_id"].isin(wanted)].reset_index(drop=True) if len(done) else done
+    # one row per job, labelled by *this* sweep (the same run may have been recorded under other labels)
+    by_id = done.drop(columns=[c for c in done.columns if c.startswith("p_")]).drop_duplicates("run_id").set_index("run_id")
+    rows = [{"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **by_id.loc[rid].to_dict()}
+            for labels, _, _, rid in jobs]
+    return pd.DataFrame(rows)
