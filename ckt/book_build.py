@@ -26,7 +26,8 @@ from .cache import hash_key
 from .sweep import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_claims"]
+NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot",
+             "09_claims"]
 BOOK_FILES = ["_config.yml", "_toc.yml", "book", "ckt"]  # ckt: the method chapter includes its source
 # small enough for seconds per notebook on 2 cores; real data, real models
 SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
@@ -39,7 +40,9 @@ SMOKE_GRIDS = {
                        "holdout": ["tweets"]},
     "05_ablations": {"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
                      "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
-    "06_claims": {},
+    "06_sot": {"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
+               "sot_steps": 20},
+    "09_claims": {},
 }
 
 
@@ -67,7 +70,7 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     # the claims chapter also depends on what the other chapters found
     from .notebook import load_findings
 
-    extra = load_findings() if name == "06_claims" else None
+    extra = load_findings() if name == "09_claims" else None
     stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(), extra)
     if not force and dst.exists():
         try:

@@ -33,6 +33,7 @@ REGIMES = {
     "ckt-no-reg": (True, True, False, False),
 }
 DOMAINS = ("movies", "tweets", "products", "editorials")
+SELECTORS = ("none", "oracle", "random", "loss", "nearest", "pull", "sot")  # ckt.sot
 
 
 def _f(default, help, *, range=None, choices=None, each=None):  # noqa: A002 - mirrors argparse
@@ -80,6 +81,20 @@ class Config:
     domains: list = _f(list(DOMAINS), "training domains", each=DOMAINS)
     label_noise: float = _f(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
     text_noise: float = _f(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
+    # --- SOT data selection (arXiv 2601.07200; chapter 07) ---
+    contamination: float = _f(0.0, "fraction of the training mix that is contaminated (SOT experiment)", range=(0.0, 0.9))
+    contamination_kind: str = _f("harmful", "contaminants: harmful prompts labelled positive, or flipped labels",
+                                 choices=("harmful", "flip"))
+    selector: str = _f("none", "which rows of the mix are kept (Top-K, K = the clean count): all ('none'), "
+                       "or the Top-K of a selector", choices=SELECTORS)
+    safe_ref_size: int = _f(50, "trusted clean examples in SOT's safe reference (validation split)", range=(1, 150))
+    harm_ref_size: int = _f(50, "examples in SOT's harmful reference (disjoint from the mix)", range=(1, 150))
+    sot_push: float = _f(1.0, "push weight γ on the transport to the harmful reference", range=(0.0, 100.0))
+    sot_reg: float = _f(0.05, "entropic regularisation ε of the transport (costs scaled to mean 1)", range=(1e-3, 10.0))
+    sot_entropy: float = _f(0.05, "weight ρ of KL(w ‖ uniform), keeping the weights spread", range=(0.0, 100.0))
+    sot_steps: int = _f(100, "mirror-descent steps on the SOT weights", range=(1, 10_000))
+    sot_lr: float = _f(1.0, "mirror-descent step size η of the SOT weights", range=(1e-4, 100.0))
+    label_scale: float = _f(1.0, "β, weight of the one-hot label in the (x, y) pair embedding", range=(0.0, 100.0))
     # --- backbone and teacher ---
     backbone: str = _f("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
     max_length: int = _f(128, "tokens per text", range=(8, 512))

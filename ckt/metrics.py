@@ -96,7 +96,10 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def format_ci(mean: float, half: float, digits: int = 1) -> str:
-    """'84.7 ± 1.2', or '84.7 (1 seed)' when there is no interval."""
+    """'84.7 ± 1.2', '84.7 (1 seed)' when there is no interval, '—' when there is no value
+    (e.g. the precision of removing nothing)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
     if half is None or (isinstance(half, float) and math.isnan(half)):
         return f"{mean:.{digits}f} (1 seed)"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"

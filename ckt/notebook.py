@@ -221,7 +221,15 @@ register("05_ablations", "Ablations, baselines and the perturbation choice",
          embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)", range=(8, 10**6)),
          embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
 
-register("06_claims", "The paper's claims, checked",
+register("06_sot", "SOT: push-pull optimal-transport data selection",
+         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
+                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
+                        each=("random", "loss", "nearest", "pull", "sot")),
+         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
+         rates=_grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
+         push_grid=_grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
+
+register("09_claims", "The paper's claims, checked",
          regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",
                       each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")))
 

@@ -61,6 +61,7 @@ def test_mean_ci_against_the_t_table():
 
 def test_format_ci():
     assert format_ci(84.66, 1.23) == "84.7 ± 1.2"
+    assert format_ci(float("nan"), float("nan")) == "—"
     assert format_ci(84.66, float("nan")) == "84.7 (1 seed)"
 
 
