@@ -27,7 +27,7 @@ from .sweep import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot",
-             "09_claims"]
+             "07_lora_patch", "09_claims"]
 BOOK_FILES = ["_config.yml", "_toc.yml", "book", "ckt"]  # ckt: the method chapter includes its source
 # small enough for seconds per notebook on 2 cores; real data, real models
 SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
@@ -42,6 +42,7 @@ SMOKE_GRIDS = {
                      "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
     "06_sot": {"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
                "sot_steps": 20},
+    "07_lora_patch": {"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1},
     "09_claims": {},
 }
 

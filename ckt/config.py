@@ -33,6 +33,7 @@ REGIMES = {
     "ckt-no-reg": (True, True, False, False),
 }
 DOMAINS = ("movies", "tweets", "products", "editorials")
+LLM_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SELECTORS = ("none", "oracle", "random", "loss", "nearest", "pull", "sot")  # ckt.sot
 
 
@@ -95,6 +96,17 @@ class Config:
     sot_steps: int = _f(100, "mirror-descent steps on the SOT weights", range=(1, 10_000))
     sot_lr: float = _f(1.0, "mirror-descent step size η of the SOT weights", range=(1e-4, 100.0))
     label_scale: float = _f(1.0, "β, weight of the one-hot label in the (x, y) pair embedding", range=(0.0, 100.0))
+    # --- LoRA safety patch (arXiv 2510.09004; chapter 07) ---
+    llm: str = _f("smollm2", "instruction LLM: 'smollm2' (SmolLM2-135M-Instruct, packaged GGUF, offline), a folder, "
+                  "or an HF name")
+    patch_rank: int = _f(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
+    patch_targets: list = _f(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
+    patch_train_prompts: int = _f(48, "harmful prompts in the refusal SFT set", range=(1, 958))
+    patch_epochs: int = _f(2, "epochs of refusal SFT", range=(1, 100))
+    patch_lr: float = _f(2e-3, "learning rate of the LoRA patch", range=(1e-7, 1.0))
+    patch_full_lr: float = _f(2e-5, "learning rate of full fine-tuning (the comparison)", range=(1e-8, 1.0))
+    patch_eval_prompts: int = _f(40, "held-out harmful prompts (and sentiment sentences) evaluated", range=(2, 400))
+    gen_tokens: int = _f(16, "tokens generated per reply when measuring refusal", range=(1, 512))
     # --- backbone and teacher ---
     backbone: str = _f("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
     max_length: int = _f(128, "tokens per text", range=(8, 512))

@@ -229,6 +229,8 @@ register("06_sot", "SOT: push-pull optimal-transport data selection",
          rates=_grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
          push_grid=_grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
 
+register("07_lora_patch", "A LoRA refusal patch on a real instruction LLM")
+
 register("09_claims", "The paper's claims, checked",
          regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",
                       each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")))

@@ -1,0 +1,78 @@
+"""Bad input, table-driven: every case is one stderr line naming the problem and the fix, exit
+status 2, and nothing written (no run folder, no predictions file)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GOOD_CSV = "text,label\n" + "".join(f"sentence number {i},{i % 2}\n" for i in range(40))
+FILES = {  # name -> bytes written into the test's tmp folder before the command runs
+    "nolabel.csv": b"text\nhello\nworld\n",
+    "empty.csv": b"",
+    "latin1.csv": "text,label\ncaf\xe9 tr\xe8s bon,1\n".encode("latin-1"),
+    "unknown_labels.csv": b"text,label\ngreat,1\nawful,maybe\n",
+    "broken.jsonl": b'{"text": "fine", "label": 1}\n{"text": "oops", \n',
+    "list.yaml": b"- alpha\n- 0.5\n",
+    "bad.yaml": b"alpha: [0.5\n",
+    "texts_no_column.csv": b"sentence\nhello\n",
+    "fake_run/config.yaml": b"regime: ckt\n",
+    "fake_run/student.safetensors": b"this is not a safetensors file",
+    "good.csv": GOOD_CSV.encode(),
+}
+TRAIN = ["train", "--save", "{tmp}/out", "--quiet"]
+CASES = [
+    # config values and keys
+    (TRAIN + ["--set", "alpha=1.5"], "alpha=1.5 is out of range"),
+    (TRAIN + ["--set", "eps=-0.1"], "eps=-0.1 is out of range"),
+    (TRAIN + ["--set", "tau=0"], "tau=0 is out of range"),
+    (TRAIN + ["--set", "perturb=pgdd"], "did you mean 'pgd'"),
+    (TRAIN + ["--set", "regime=cktt"], "did you mean 'ckt'"),
+    (TRAIN + ["--set", "aplha=0.5"], "did you mean 'alpha'"),
+    (TRAIN + ["--set", "seeds=[]"], "seeds is empty"),
+    (TRAIN + ["--set", "seeds=[0, 0]"], "has duplicates"),
+    (TRAIN + ["--set", "epochs=two"], "must be a int"),
+    (TRAIN + ["--set", "contamination=0.95"], "contamination=0.95 is out of range"),
+    (TRAIN + ["--set", "selector=sott"], "did you mean 'sot'"),
+    (TRAIN + ["--set", "patch_targets=[qq_proj]"], "unknown value 'qq_proj'"),
+    (TRAIN + ["--set", "alpha"], "is not key=value"),
+    # config files
+    (["train", "--config", "{tmp}/missing.yaml", "--save", "{tmp}/out"], "not found"),
+    (["train", "--config", "{tmp}/bad.yaml", "--save", "{tmp}/out"], "is not valid YAML"),
+    (["train", "--config", "{tmp}/list.yaml", "--save", "{tmp}/out"], "must hold a mapping"),
+    # data files and names
+    (TRAIN + ["--set", "dataset={tmp}/nothing.csv"], "nothing.csv"),
+    (TRAIN + ["--set", "dataset={tmp}/nolabel.csv"], "label"),
+    (TRAIN + ["--set", "dataset={tmp}/empty.csv"], "empty"),
+    (TRAIN + ["--set", "dataset={tmp}/latin1.csv"], "UTF-8"),
+    (TRAIN + ["--set", "dataset={tmp}/unknown_labels.csv"], "maybe"),
+    (TRAIN + ["--set", "dataset={tmp}/broken.jsonl"], "broken.jsonl"),
+    (TRAIN + ["--set", "dataset=hf:someone/some-dataset"], "offline"),
+    # models
+    (TRAIN + ["--set", "backbone=someone/no-such-model"], "offline mode is on"),
+    (TRAIN + ["--set", "backbone={tmp}/fake_run"], "lacks"),
+    # predict
+    (["predict", "{tmp}/nothing", "--input", "{tmp}/good.csv", "--output", "{tmp}/p.csv"], "not a training run"),
+    (["predict", "{tmp}/fake_run", "--input", "{tmp}/good.csv", "--output", "{tmp}/p.csv"], "fake_run"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[f"{i:02d}-{m[:24]}" for i, (_, m) in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
+    for name, content in FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    env = {**os.environ, "CKT_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ckt.cli", *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, env=env, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1, lines
+    assert message.lower() in lines[0].lower()
+    assert ":" in lines[0]  # "<problem>: <fix>"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "p.csv").exists()
+
+
+def test_there_are_at_least_twenty_cases():
+    assert len(CASES) >= 20

@@ -1,0 +1,116 @@
+"""The LoRA refusal patch: detector, SFT masking, plug-in round trip, orthogonality measure.
+
+A tiny random Llama (built from a config, no file) stands in for SmolLM2 where the weights do not
+matter; the real tokenizer and chat template come from the converted SmolLM2 folder.
+"""
+
+import pytest
+import torch
+
+from ckt.errors import ModelError
+from ckt.patch import (attach, detach, merge, orthogonality, refusal_sft, reply_loss, max_diff, save_patch, sft_batch,
+                       subspace_overlap, weight_deltas)
+from ckt.refusal import is_refusal, refusal_rate
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from ckt.llm import smollm_folder
+
+    tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
+    tok.padding_side = "left"
+    return tok
+
+
+@pytest.fixture(scope="module")
+def tiny(tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_refusal_detector_by_hand():
+    assert is_refusal("I'm sorry, but I can't help with that.")
+    assert is_refusal("As an AI, I must decline.")
+    assert is_refusal("I can’t assist with this request.")  # typographic apostrophe
+    assert not is_refusal("Sure! Here is a haiku about autumn leaves.")
+    assert refusal_rate(["I cannot do that", "Sure, here it is", "No problem", "I won't"]) == 50.0
+
+
+def test_sft_labels_cover_only_the_reply(tokenizer):
+    batch = sft_batch(tokenizer, ["Say hi", "A much longer prompt than the first one"], ["No.", "I can't help."])
+    for row, reply in enumerate(["No.", "I can't help."]):
+        kept = batch["labels"][row][batch["labels"][row] != -100]
+        text = tokenizer.decode(kept)
+        assert text.startswith(reply) and "prompt" not in text and "Say hi" not in text
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+
+
+def test_reply_loss_equals_the_models_own_loss_over_the_whole_sequence(tiny, tokenizer):
+    batch = sft_batch(tokenizer, ["Say hi", "A much longer prompt than the first one"], ["No.", "I can't help with it."])
+    with torch.no_grad():
+        assert float(reply_loss(tiny, batch)) == pytest.approx(float(tiny(**batch).loss), rel=1e-5)
+
+
+def test_subspace_overlap_by_hand():
+    w0 = torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64))
+    along = torch.zeros(4, 4, dtype=torch.float64)
+    along[0, 0] = 1.0  # ΔW in W0's top direction e1 (both sides)
+    across = torch.zeros(4, 4, dtype=torch.float64)
+    across[3, 2] = 1.0  # output e4, input e3: outside W0's top-1 directions
+    assert subspace_overlap(w0, along, 1) == {"left": 1.0, "right": 1.0, "random_left": 0.25, "random_right": 0.25}
+    o = subspace_overlap(w0, across, 1)
+    assert o["left"] == pytest.approx(0.0) and o["right"] == pytest.approx(0.0)
+    # half-way between e1 and e2 on the output side: cos² 45° = 0.5 against W0's top-1 subspace
+    mid = torch.zeros(4, 4, dtype=torch.float64)
+    mid[0, 0] = mid[1, 0] = 1.0
+    assert subspace_overlap(w0, mid, 1)["left"] == pytest.approx(0.5)
+
+
+def test_lora_patch_trains_plugs_in_and_detaches_exactly(tiny, tokenizer, tmp_path):
+    prompts, replies = ["How do I hurt someone?", "Tell me how to steal a car."] * 4, ["I can't help with that."] * 8
+    patch, stats = refusal_sft(tiny, tokenizer, prompts, replies, method="lora", rank=4, epochs=3, lr=1e-2, seed=0)
+    assert stats["last_loss"] < stats["first_loss"]
+    lora_params = stats["trainable_params"]
+    assert 0 < lora_params < sum(p.numel() for p in tiny.parameters()) / 10
+    probe = ["Write a haiku.", "What is 2 + 2?"]
+    assert max_diff(patch, tiny, tokenizer, probe) > 0  # the patch changes the model
+    save_patch(patch, tmp_path)
+    import copy
+
+    attached = attach(copy.deepcopy(tiny), tmp_path)
+    assert max_diff(attached, patch, tokenizer, probe) == 0.0
+    assert max_diff(merge(attach(copy.deepcopy(tiny), tmp_path)), patch, tokenizer, probe) < 1e-4
+    assert max_diff(detach(attached), tiny, tokenizer, probe) == 0.0  # exactly the base model again
+    merged = merge(attach(copy.deepcopy(tiny), tmp_path))
+    merged_weights = dict(merged.named_parameters())
+    deltas = weight_deltas(tiny, patch, ["q_proj", "v_proj"])
+    assert len(deltas) == 4
+    for name, (w0, delta) in deltas.items():  # LoRA's own ΔW = what merging adds to the weights
+        assert torch.allclose(merged_weights[f"{name}.weight"].double() - w0, delta, atol=1e-6)
+    rows = orthogonality(tiny, patch, ["q_proj", "v_proj"], r=4)
+    assert len(rows) == 4 and {r["module"] for r in rows} == {"q_proj", "v_proj"}
+    assert all(0.0 <= r["left"] <= 1.0 + 1e-9 and r["relative_norm"] > 0 for r in rows)
+
+
+def test_full_fine_tuning_changes_every_weight_and_leaves_the_base_alone(tiny, tokenizer):
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    tuned, stats = refusal_sft(tiny, tokenizer, ["Say no."] * 4, ["No."] * 4, method="full", epochs=1, lr=1e-3, seed=0)
+    assert stats["trainable_params"] == sum(p.numel() for p in tiny.parameters())
+    assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
+    with pytest.raises(ValueError, match="'lora' or 'full'"):
+        refusal_sft(tiny, tokenizer, ["a"], ["b"], method="qlora")
+
+
+def test_unknown_llm_offline_is_one_clear_error(monkeypatch):
+    from ckt.llm import resolve_llm
+
+    monkeypatch.setenv("CKT_OFFLINE", "1")
+    with pytest.raises(ModelError, match="offline mode is on"):
+        resolve_llm("someone/not-a-model")
