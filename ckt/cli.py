@@ -78,7 +78,10 @@ def cmd_train(args) -> int:
     from .metrics import format_ci
     from .student import trainable_state
 
+    from .models import resolve_model
+
     cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
+    resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built
     out = Path(args.save)
     prep = prepare(cfg, progress=not args.quiet)
     records, weights = [], {}
