@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -90,8 +91,24 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     nb.metadata["ckt_stamp"] = stamp
     import nbformat
 
+    if name in NOTEBOOKS and name != "00_data_card":  # under the title: how to rerun this chapter
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(rerun_box(name)))
+
     nbformat.write(nb, str(dst))
     return True
+
+
+def _knob_table(knobs: dict) -> list[str]:
+    rows = ["| parameter | default | valid | meaning |", "|---|---|---|---|"]
+    for key, knob in knobs.items():
+        valid = f"each in {list(knob.each)}" if knob.each else f"in {list(knob.range)}" if knob.range else ""
+        rows.append(f"| `{key}` | `{knob.default}` | {valid} | {knob.help} |")
+    return rows
+
+
+def _papermill_command(name: str, values: dict) -> str:
+    args = " ".join(f"-p {k} {shlex.quote(json.dumps(v)) if isinstance(v, list) else v}" for k, v in values.items())
+    return f"papermill notebooks/{name}.ipynb out.ipynb {args}".strip()
 
 
 def parameters_page() -> str:
@@ -101,14 +118,41 @@ def parameters_page() -> str:
 
     lines = []
     for name, spec in NOTEBOOKS.items():
-        lines += [f"### `{name}`: {spec.title}", "", "| parameter | default | valid | meaning |", "|---|---|---|---|"]
-        for key, knob in spec.knobs.items():
-            valid = (f"each in {list(knob.each)}" if knob.each else f"in {list(knob.range)}" if knob.range else "")
-            lines.append(f"| `{key}` | `{knob.default}` | {valid} | {knob.help} |")
-        lines.append("")
+        lines += [f"### `{name}`: {spec.title}", "", *_knob_table(spec.knobs), ""]
     lines += ["### Config fields (every chapter, and `ckt train --set`)", "",
               "| parameter | default | valid | meaning |", "|---|---|---|---|"]
     lines += [f"| `{r['name']}` | `{r['default']}` | {r['valid']} | {r['help']} |" for r in describe()]
+    return "\n".join(lines) + "\n"
+
+
+def rerun_box(name: str) -> str:
+    """The "rerun this chapter" box put under each chapter's title: the exact papermill command
+    with the chapter's defaults and the table of its parameters, generated from the registry."""
+    from .notebook import NOTEBOOKS
+
+    spec = NOTEBOOKS[name]
+    command = _papermill_command(name, {k: knob.default for k, knob in spec.knobs.items()})
+    return "\n".join([
+        ":::{admonition} Rerun this chapter", ":class: tip dropdown", "",
+        "After `make install` (or `pip install -e .` in a clone), from the repository root:", "",
+        "```bash", "source .venv/bin/activate", command, "```", "",
+        "Change any value below, or pass any config field (see {doc}`../rerun`); a misspelled or "
+        "out-of-range parameter stops at the first cell with one line naming the fix.", "",
+        *_knob_table(spec.knobs), ":::"])
+
+
+def instructors_page() -> str:
+    """Parameters that make each chapter run in about a minute on a laptop CPU: the smoke
+    parameters the test suite executes every chapter with."""
+    from .notebook import NOTEBOOKS
+
+    lines = ["# For instructors: every chapter in about a minute", "",
+             "These are the parameters `make test` runs every chapter with (`ckt.book_build.SMOKE`), so they "
+             "are checked on every change. Results at this size are noisy — one seed, 64 training "
+             "examples, a teacher trained on 256 — so use them to show *how* a chapter works in class, and "
+             "the default parameters (or the rendered book) for *what* it finds.", ""]
+    for name, spec in NOTEBOOKS.items():
+        lines += [f"## {spec.title}", "", "```bash", _papermill_command(name, smoke_parameters(name)), "```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +209,7 @@ def main(argv=None) -> int:
     if not args.no_html:
         t = time.perf_counter()
         (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
+        (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
         html = build_html(root)
         timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))
     print("\nmake book timings (wall clock)")

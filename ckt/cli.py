@@ -78,17 +78,21 @@ def cmd_train(args) -> int:
     from .metrics import format_ci
     from .student import trainable_state
 
+    from .distributed import is_main, main_first
     from .models import resolve_model
 
     cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
     resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built
     out = Path(args.save)
-    prep = prepare(cfg, progress=not args.quiet)
+    with main_first():  # under torchrun: rank 0 fills the caches, the others then read them
+        prep = prepare(cfg, progress=not args.quiet and is_main())
     records, weights = [], {}
     for seed in cfg.seeds:
-        student, record = run_seed(prep, seed, cfg, progress=not args.quiet)
+        student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
         records.append(record)
         weights[seed] = trainable_state(student)
+    if not is_main():  # every rank trained the same student; rank 0 reports and saves it
+        return 0
     import pandas as pd
 
     table = pd.DataFrame(records)

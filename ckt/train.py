@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .config import Config
+from .distributed import data_parallel, shard
 from .errors import ConfigError, TrainingDiverged
 from .features import pad_batch, shuffled_length_batches, tokenize
 from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, total_loss
@@ -131,6 +132,7 @@ def fit(student, cfg: Config, *, y: torch.Tensor, teacher_logits: torch.Tensor, 
     gen, spec, stats = torch.Generator().manual_seed(seed), train_spec(cfg), TrainStats()
     y, t = y.long(), teacher_logits.float()
     ids = tokenize(student.tokenizer, texts, cfg.max_length) if student.mode != "feature" else None
+    objective, rank, size = data_parallel(student, loss_terms, cfg, spec)  # DDP under torchrun
     start = time.perf_counter()
     for epoch in tqdm(range(cfg.epochs), desc=f"{cfg.regime} seed {seed}", disable=not progress, leave=False):
         batches = (feature_batches(x, y, t, cfg.batch_size, gen, device) if ids is None else
@@ -138,9 +140,12 @@ def fit(student, cfg: Config, *, y: torch.Tensor, teacher_logits: torch.Tensor, 
         sums: dict[str, float] = {}
         n = 0
         for batch in batches:
+            weight = 1.0
+            if size > 1:  # this rank's shard; the weight makes DDP's average the whole batch's gradient
+                batch, weight = shard(batch, rank, size)
             with autocast_for(cfg, device):
-                terms = loss_terms(student, batch, cfg, spec, gen)
-            if _step(terms["total"], params, opt, scaler, cfg.max_grad_norm):
+                terms = objective(batch, gen)
+            if _step(terms["total"] * weight, params, opt, scaler, cfg.max_grad_norm):
                 n += 1
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
