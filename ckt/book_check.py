@@ -1,18 +1,23 @@
 """Check the built book as a reader would see it.
 
-    python -m ckt.book_check _build/html                      # every page: figures, no errors
+    python -m ckt.book_check _build/html                      # every page: figures, no errors, links
     python -m ckt.book_check _build/html --screenshots shots  # + a headless-Chromium PNG per page
 
 Per chapter page it counts the figures (``<img>``) and looks for what a reader must never see:
-an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. With
-``--screenshots`` it renders each page in headless Chromium (``apt-get install chromium``) to a
-PNG, so the pages can be looked at. Exits 1 if any page has a problem.
+an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. A page
+made from a notebook must also carry its download button and Binder and Colab launch buttons
+that open the committed notebook (``notebooks/<name>.ipynb``). Every internal link and anchor of
+every page is followed, offline. With ``--screenshots`` it renders each page in headless Chromium
+(``apt-get install chromium``) to a PNG, so the pages can be looked at. Exits 1 if any page has
+a problem or any internal link is broken.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from html.parser import HTMLParser
+from urllib.parse import unquote, urlsplit
 import shutil
 import subprocess
 import sys
@@ -36,12 +41,83 @@ class PageReport:
     problems: list[str] = field(default_factory=list)
 
 
+def notebook_buttons(html: str, page: str) -> list[str]:
+    """What a notebook page lacks: a download button, Binder and Colab buttons that open
+    ``notebooks/<name>.ipynb`` (the committed notebook, not the executed copy)."""
+    name = Path(page).stem
+    missing = []
+    if "btn-download-notebook-button" not in html:
+        missing.append("no download button")
+    for provider, host in (("Binder", "mybinder.org"), ("Colab", "colab.research.google.com")):
+        urls = re.findall(rf'href="(https://{re.escape(host)}/[^"]*)"', html)
+        if not urls:
+            missing.append(f"no {provider} launch button")
+        elif not all(u.endswith(f"notebooks/{name}.ipynb") for u in urls):
+            missing.append(f"{provider} button does not open notebooks/{name}.ipynb")
+    return missing
+
+
 def check_page(path: Path, root: Path) -> PageReport:
     html = path.read_text(encoding="utf-8", errors="replace")
     main = html.split('id="main-content"', 1)[-1]  # the chapter body, not the navigation
     figures = len(re.findall(r"<img\b[^>]*src=\"[^\"]*\.(?:png|svg|jpg)", main))
     problems = [name for name, rx in PROBLEMS.items() if rx.search(main)]
-    return PageReport(str(path.relative_to(root)), figures, problems)
+    page = str(path.relative_to(root))
+    if (root / "_sources" / page).with_suffix(".ipynb").is_file():
+        problems += notebook_buttons(html, page)
+    return PageReport(page, figures, problems)
+
+
+class _Links(HTMLParser):
+    """The link targets (href, src) and the anchor names (id, a name) of one page."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets: list[str] = []
+        self.anchors: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if a.get(key):
+                self.targets.append(a[key])
+        if a.get("id"):
+            self.anchors.add(a["id"])
+        if tag == "a" and a.get("name"):
+            self.anchors.add(a["name"])
+
+
+def broken_links(html_root: Path) -> tuple[int, list[str]]:
+    """Follow every internal link and anchor of every page, offline.
+
+    Returns (links checked, problems); a problem reads ``page -> target (missing file)`` or
+    ``page -> target (no anchor #x)``. External links (any scheme, or ``//host``) are not followed.
+    """
+    pages = sorted(html_root.rglob("*.html"))
+    parsed: dict[Path, _Links] = {}
+
+    def parse(page: Path) -> _Links:
+        if page not in parsed:
+            parsed[page] = _Links()
+            parsed[page].feed(page.read_text(encoding="utf-8", errors="replace"))
+        return parsed[page]
+
+    checked, problems = 0, []
+    for page in pages:
+        for target in parse(page).targets:
+            url = urlsplit(target)
+            if url.scheme or target.startswith("//"):
+                continue
+            checked += 1
+            dest = (page.parent / unquote(url.path)).resolve() if url.path else page.resolve()
+            if dest.is_dir():
+                dest = dest / "index.html"
+            where = f"{page.relative_to(html_root)} -> {target}"
+            if not dest.is_file():
+                problems.append(f"{where} (missing file)")
+            elif url.fragment and dest.suffix == ".html" and unquote(url.fragment) not in parse(dest).anchors:
+                problems.append(f"{where} (no anchor #{url.fragment})")
+    return checked, problems
 
 
 def chapter_pages(html_root: Path) -> list[Path]:
@@ -86,7 +162,11 @@ def main(argv=None) -> int:
             shot = f"  -> {png}"
         status = "OK " if not report.problems else "BAD"
         print(f"{status} {report.page:<45} {report.figures:>3} figure(s)  {', '.join(report.problems)}{shot}")
-    return 1 if bad else 0
+    checked, broken = broken_links(root)
+    for problem in broken:
+        print(f"BAD link {problem}")
+    print(f"{'OK ' if not broken else 'BAD'} internal links: {checked} checked, {len(broken)} broken")
+    return 1 if bad or broken else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ckt import book_build
-from ckt.book_check import chapter_pages, check_page
+from ckt.book_check import broken_links, chapter_pages, check_page, notebook_buttons
 from ckt.notebook import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +105,24 @@ def test_book_pages_show_figures_and_no_errors(smoke_book):
         if name not in ("00_data_card",):
             assert reports[page].figures >= 1, f"{page} shows no figure"
     assert all(not r.problems for r in reports.values())
+
+
+@pytest.mark.slow
+def test_every_notebook_page_has_launch_and_download_buttons(smoke_book):
+    html = smoke_book / "_build" / "html"
+    for name in NOTEBOOKS:
+        page = f"book/executed/{name}.html"
+        text = (html / page).read_text()
+        assert notebook_buttons(text, page) == [], (page, notebook_buttons(text, page))
+        # Binder and Colab open the committed notebook, which exists in the repository
+        assert f"blob/main/notebooks/{name}.ipynb" in text and f"lab/tree/notebooks/{name}.ipynb" in text
+        assert (html / "_sources" / page).with_suffix(".ipynb").is_file()  # what the download button serves
+
+
+@pytest.mark.slow
+def test_book_has_no_broken_internal_links(smoke_book):
+    checked, problems = broken_links(smoke_book / "_build" / "html")
+    assert checked > 500 and problems == [], problems[:10]
 
 
 @pytest.mark.slow

