@@ -126,7 +126,7 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     from .notebook import load_findings
 
     extra = load_findings() if name == "09_claims" else None
-    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(presentation=True), extra)
+    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(everything=True), extra)
     if not force and dst.exists():
         try:
             if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:

@@ -31,7 +31,10 @@ PROBLEMS = {
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1280,4000"]
+                  "--hide-scrollbars", "--window-size=1280,4000",
+                  # fail every host lookup at once: offline, a request to a CDN (MathJax) would hang the
+                  # page load instead of failing; the shots then show math as its TeX source
+                  "--host-resolver-rules=MAP * ~NOTFOUND"]
 
 
 @dataclass
@@ -46,8 +49,9 @@ def notebook_buttons(html: str, page: str) -> list[str]:
     ``notebooks/<name>.ipynb`` (the committed notebook, not the executed copy)."""
     name = Path(page).stem
     missing = []
-    if "btn-download-notebook-button" not in html:
-        missing.append("no download button")
+    source = re.escape(Path(page).with_suffix(".ipynb").as_posix())
+    if not re.search(rf'href="[^"]*_sources/{source}"[^>]*class="[^"]*btn-download', html):
+        missing.append("no download button for the notebook")
     for provider, host in (("Binder", "mybinder.org"), ("Colab", "colab.research.google.com")):
         urls = re.findall(rf'href="(https://{re.escape(host)}/[^"]*)"', html)
         if not urls:
@@ -88,12 +92,12 @@ class _Links(HTMLParser):
 
 
 def broken_links(html_root: Path) -> tuple[int, list[str]]:
-    """Follow every internal link and anchor of every page, offline.
+    """Follow every internal link and anchor of every rendered page, offline.
 
     Returns (links checked, problems); a problem reads ``page -> target (missing file)`` or
     ``page -> target (no anchor #x)``. External links (any scheme, or ``//host``) are not followed.
     """
-    pages = sorted(html_root.rglob("*.html"))
+    pages = rendered_pages(html_root)
     parsed: dict[Path, _Links] = {}
 
     def parse(page: Path) -> _Links:
@@ -120,10 +124,20 @@ def broken_links(html_root: Path) -> tuple[int, list[str]]:
     return checked, problems
 
 
-def chapter_pages(html_root: Path) -> list[Path]:
+def rendered_pages(html_root: Path) -> list[Path]:
+    """The pages Sphinx rendered (not the theme's templates under _static, nor stale dot-folders)."""
     return sorted(p for p in html_root.rglob("*.html")
-                  if not any(part.startswith("_") for part in p.relative_to(html_root).parts)
-                  and p.name not in {"genindex.html", "search.html"})
+                  if not any(part[0] in "_." for part in p.relative_to(html_root).parts))
+
+
+def is_redirect(page: Path) -> bool:
+    """Jupyter Book's root index.html only redirects to the first chapter (nothing to show)."""
+    return page.read_text(encoding="utf-8", errors="replace").lstrip().lower().startswith('<meta http-equiv="refresh"')
+
+
+def chapter_pages(html_root: Path) -> list[Path]:
+    return [p for p in rendered_pages(html_root)
+            if p.name not in {"genindex.html", "search.html"} and not is_redirect(p)]
 
 
 def find_chromium() -> str | None:

@@ -26,6 +26,11 @@ def compare(a_mean: float, a_ci: float, b_mean: float, b_ci: float) -> str:
     return "tied"
 
 
+def worded(comparison: str, other: str) -> str:
+    """A :func:`compare` result in words: 'higher than adv', 'lower than adv', 'tied with adv'."""
+    return f"tied with {other}" if comparison == "tied" else f"{comparison} than {other}"
+
+
 def best_across_metrics(summary: pd.DataFrame, metrics: list[str], method: str = "ckt",
                         key: str = "p_regime") -> pd.DataFrame:
     """Per metric: the method's mean ± CI, the best other row, and how they compare."""

@@ -34,19 +34,22 @@ def prep_key(cfg: Config) -> str:
     return hash_key({f: getattr(cfg, f) for f in PREP_FIELDS})
 
 
-# modules that present results but never change a trained student's numbers
-PRESENTATION = frozenset({"book_build.py", "book_check.py", "notebook.py", "claims.py", "cli.py"})
+# modules that never change the numbers of a sweep's row: they present results (book building,
+# checks, glue, the CLI) or serve only the LoRA-patch chapter, which keeps no sweep table
+# (tests/test_train.py checks that no other module imports them)
+NOT_IN_ROWS = frozenset({"book_build.py", "book_check.py", "notebook.py", "claims.py", "cli.py",
+                         "llm.py", "refusal.py", "patch.py"})
 
 
 @lru_cache(maxsize=2)
-def code_version(presentation: bool = False) -> str:
+def code_version(everything: bool = False) -> str:
     """Hash of the ckt package's source: a results row is reused only by the code that made it.
 
-    Rows are keyed by the modules that compute results; ``presentation=True`` adds the modules
-    that only show them (book building, checks, glue, the CLI), for stamps of executed notebooks.
+    Rows are keyed by the modules that compute them; ``everything=True`` hashes every module, for
+    the stamps of executed notebooks (whose pages the other modules shape too).
     """
     src = Path(__file__).resolve().parent
-    files = [p for p in sorted(src.glob("*.py")) if presentation or p.name not in PRESENTATION]
+    files = [p for p in sorted(src.glob("*.py")) if everything or p.name not in NOT_IN_ROWS]
     return hash_key(*[(p.name, p.read_text(encoding="utf-8")) for p in files])[:12]
 
 

@@ -161,3 +161,17 @@ def test_link_checker_finds_missing_files_and_anchors(tmp_path):
     checked, problems = broken_links(tmp_path)
     assert checked == 6  # the external link is not followed
     assert problems == ["index.html -> sub/page.html#gone (no anchor #gone)", "index.html -> missing.html (missing file)"]
+
+
+def test_button_check_names_what_a_notebook_page_lacks():
+    from ckt.book_check import notebook_buttons
+
+    page = "book/executed/02_kd_weight.html"
+    good = ('<a href="../../_sources/book/executed/02_kd_weight.ipynb" target="_blank"\n class="btn btn-sm btn-download-source-button">'
+            '<a href="https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/02_kd_weight.ipynb">'
+            '<a href="https://colab.research.google.com/github/o/r/blob/main/notebooks/02_kd_weight.ipynb">')
+    assert notebook_buttons(good, page) == []
+    executed = good.replace("tree/notebooks/", "tree/book/executed/")
+    assert notebook_buttons(executed, page) == ["Binder button does not open notebooks/02_kd_weight.ipynb"]
+    assert notebook_buttons("<p>nothing</p>", page) == [
+        "no download button for the notebook", "no Binder launch button", "no Colab launch button"]

@@ -123,3 +123,28 @@ def test_fgsm_from_the_clean_pass_equals_a_separate_fgsm(prep, smoke_cfg):
     delta = make_delta(spec, batch["x"], lambda xp: F.cross_entropy(student.head(xp), batch["y"]))
     expected = noise_robust_loss(student.head(batch["x"]), student.head(batch["x"] + delta), batch["y"], cfg.alpha)
     assert torch.allclose(terms["nr"], expected, atol=1e-6)
+
+
+def test_modules_left_out_of_the_results_key_are_not_imported_by_the_modules_in_it():
+    """A sweep row is reused while the modules that can change it are unchanged
+    (``ckt.sweep.code_version``); that is only sound if no such module imports one left out."""
+    import ast
+    from pathlib import Path
+
+    from ckt.sweep import NOT_IN_ROWS, code_version
+
+    src = Path(__file__).resolve().parent.parent / "ckt"
+    left_out = {name.removesuffix(".py") for name in NOT_IN_ROWS}
+    for path in sorted(src.glob("*.py")):
+        if path.name in NOT_IN_ROWS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):  # every import, at the top or inside a function
+            if isinstance(node, ast.ImportFrom):
+                names = {node.module or ""} | {a.name for a in node.names} if node.level else {node.module or ""}
+                names = {n.removeprefix("ckt.") for n in names}
+            elif isinstance(node, ast.Import):
+                names = {a.name.removeprefix("ckt.") for a in node.names}
+            else:
+                continue
+            assert not names & left_out, f"{path.name} imports {names & left_out}, which the results key leaves out"
+    assert code_version() != code_version(everything=True)
