@@ -43,7 +43,8 @@ SMOKE_GRIDS = {
                      "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
     "06_sot": {"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
                "sot_steps": 20},
-    "07_lora_patch": {"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1},
+    "07_lora_patch": {"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1,
+                      "lr_grid": [2e-4]},
     "09_claims": {},
 }
 

@@ -28,6 +28,8 @@ PROBLEMS = {
     "error output": re.compile(r'class="[^"]*\boutput[^"]*\berror\b|Traceback \(most recent call last\)'),
     "unresolved glue": re.compile(r"\{glue:(text|md|any|figure)\}|glue_not_found|Could not find key"),
     "NaN in a table": re.compile(r"<td>\s*nan\s*</td>", re.IGNORECASE),
+    # e.g. a string glued as Markdown but pasted with {glue:text}: the reader sees a Python repr
+    "Python object repr": re.compile(r"&lt;[\w.]+ object(?: at 0x[0-9a-f]+)?&gt;"),
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -229,7 +229,9 @@ register("06_sot", "SOT: push-pull optimal-transport data selection",
          rates=_grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
          push_grid=_grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
 
-register("07_lora_patch", "A LoRA refusal patch on a real instruction LLM")
+register("07_lora_patch", "A LoRA refusal patch on a real instruction LLM",
+         lr_grid=_grid([2e-4], "smaller LoRA learning rates compared with patch_lr (the refusal / ability trade-off)",
+                       1e-7, 1.0))
 
 register("09_claims", "The paper's claims, checked",
          regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",

@@ -74,8 +74,8 @@ def refusal_sft(base, tokenizer, prompts: list[str], responses: list[str], *, me
     """
     seed_everything(seed)
     model = copy.deepcopy(base)
-    if hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if method == "lora":
         model = add_lora(model, rank, list(targets))
     elif method != "full":
