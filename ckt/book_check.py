@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
-from html.parser import HTMLParser
-from urllib.parse import unquote, urlsplit
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 PROBLEMS = {
     "error output": re.compile(r'class="[^"]*\boutput[^"]*\berror\b|Traceback \(most recent call last\)'),
