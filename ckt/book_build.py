@@ -83,18 +83,18 @@ def sync_setup_cells() -> list[str]:
     or of the repository URL); returns the notebooks it rewrote."""
     import nbformat
 
-    changed = []
+    source, changed = setup_cell_source(), []
     for name in NOTEBOOKS:
         path = ROOT / "notebooks" / f"{name}.ipynb"
         nb = nbformat.read(str(path), as_version=4)
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         first = nb.cells[code[0]] if code else None
-        if first is not None and SETUP_TAG in first.metadata.get("tags", []) and "parameters" not in first.metadata.get("tags", []):
-            if first.source == setup_cell_source():
+        if first is not None and SETUP_TAG in first.metadata.get("tags", []):
+            if first.source == source:
                 continue
-            first.source = setup_cell_source()
+            first.source = source
         else:
-            cell = nbformat.v4.new_code_cell(setup_cell_source(), metadata={"tags": [SETUP_TAG]})
+            cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
             cell.id = "ckt-setup"  # a fixed id: re-syncing never churns the notebook
             nb.cells.insert(code[0] if code else len(nb.cells), cell)
         nbformat.write(nb, str(path))
