@@ -136,7 +136,7 @@ def test_rerun_box_pasted_into_a_shell_runs_its_chapter(tmp_path, benchmark):
     test short (papermill lets a later -p override an earlier one)."""
     box = book_build.rerun_box("02_kd_weight")
     script = box.split("```bash\n", 1)[1].split("\n```", 1)[0]
-    smoke = " ".join(f"-p {k} {shlex.quote(json.dumps(v))}" for k, v in book_build.smoke_parameters("02_kd_weight").items())
+    smoke = book_build._papermill_command("02_kd_weight", book_build.smoke_parameters("02_kd_weight")).split(" out.ipynb ", 1)[1]
     script = script.replace("out.ipynb", f"{tmp_path}/out.ipynb") + " " + smoke
     venv = Path(sys.executable).parent.parent
     if not (ROOT / ".venv").exists():  # the box names the venv `make install` creates
