@@ -139,8 +139,9 @@ def test_modules_left_out_of_the_results_key_are_not_imported_by_the_modules_in_
         if path.name in NOT_IN_ROWS:
             continue
         for node in ast.walk(ast.parse(path.read_text())):  # every import, at the top or inside a function
-            if isinstance(node, ast.ImportFrom):
-                names = {node.module or ""} | {a.name for a in node.names} if node.level else {node.module or ""}
+            if isinstance(node, ast.ImportFrom):  # `from .patch import x`, `from . import patch`, `from ckt import patch`
+                module = node.module or ""
+                names = {module} | {f"{module}.{a.name}".lstrip(".") for a in node.names}
                 names = {n.removeprefix("ckt.") for n in names}
             elif isinstance(node, ast.Import):
                 names = {a.name.removeprefix("ckt.") for a in node.names}
