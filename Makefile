@@ -33,12 +33,12 @@ benchmarks: data
 	$(PY) benchmarks/run_all.py
 
 book: data
-	$(PY) -m ckt.book_build
-	$(PY) -m ckt.book_check _build/html
+	$(PY) -m ckt.book.build
+	$(PY) -m ckt.book.check _build/html
 
 # a headless-Chromium PNG of every page (needs: apt-get install chromium)
 screenshots:
-	$(PY) -m ckt.book_check _build/html --screenshots _build/screenshots
+	$(PY) -m ckt.book.check _build/html --screenshots _build/screenshots
 
 clean:
 	rm -rf _build book/executed results-smoke

@@ -10,14 +10,14 @@ import torch
 
 from _common import peak_rss_mib, report, timer
 from ckt.config import Config
-from ckt.experiment import prepare, run_seed
-from ckt.student import make_student
-from ckt.train import fit
+from ckt.experiments import prepare_run, run_seed
+from ckt.core.student import make_student
+from ckt.core.train import fit
 
 
 def main() -> None:
     cfg = Config(seeds=[0])
-    prep = prepare(cfg, progress=False)
+    prep = prepare_run(cfg, progress=False)
     run_seed(prep, 0, cfg)  # warm-up (imports, allocator)
     with timer() as t:
         student = make_student(cfg, prep.x_train.shape[1])

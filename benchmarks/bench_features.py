@@ -10,8 +10,8 @@ import torch
 
 from _common import peak_rss_mib, report, timer
 from ckt.data import load_split
-from ckt.features import encode, frozen_encoder
-from ckt.models import mean_pool
+from ckt.core.features import encode, frozen_encoder
+from ckt.core.models import mean_pool
 
 
 @torch.inference_mode()
@@ -34,7 +34,7 @@ def main(n: int = 1024, batch_size: int = 64, max_length: int = 128) -> None:
         a = encode(encoder, tokenizer, texts, max_length, batch_size)
     with timer() as t_plain:
         b = plain_forward(encoder, tokenizer, texts, max_length, batch_size)
-    report(f"ckt.features.encode ({n} texts, batch {batch_size})", n / t_sorted(), "texts/s")
+    report(f"ckt.core.features.encode ({n} texts, batch {batch_size})", n / t_sorted(), "texts/s")
     report("plain transformers forward, same batch size", n / t_plain(), "texts/s")
     report("  speed-up", t_plain() / t_sorted(), "x")
     report("  max |difference| of the features", float((a - b).abs().max()), "")

@@ -18,9 +18,9 @@ import torch
 from _common import peak_rss_mib, report
 from ckt.config import Config
 from ckt.data import load_split
-from ckt.features import pad_batch, tokenize
-from ckt.student import EmbeddingStudent, trainable
-from ckt.train import _step, loss_terms, train_spec
+from ckt.core.features import pad_batch, tokenize
+from ckt.core.student import EmbeddingStudent, trainable
+from ckt.core.train import apply_step, loss_terms, train_spec
 
 
 def time_steps(student, cfg, batches, gen, opt, scaler) -> list[float]:
@@ -28,7 +28,7 @@ def time_steps(student, cfg, batches, gen, opt, scaler) -> list[float]:
     for batch in batches:
         start = time.perf_counter()
         terms = loss_terms(student, batch, cfg, train_spec(cfg), gen)
-        _step(terms["total"], trainable(student), opt, scaler, cfg.max_grad_norm)
+        apply_step(terms["total"], trainable(student), opt, scaler, cfg.max_grad_norm)
         out.append(time.perf_counter() - start)
     return out
 

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import prepare
+    from .data import prepare_benchmark
 
-    path = prepare(force=args.force)
+    path = prepare_benchmark(force=args.force)
     meta = json.loads((path / "meta.json").read_text())
     print(f"benchmark ready in {path}")
     for split, n in meta.get("sizes", {}).items():
@@ -74,18 +74,18 @@ def cmd_params(args) -> int:
 
 def cmd_train(args) -> int:
     from .config import Config
-    from .experiment import REPORTED, prepare, run_seed, summary
-    from .metrics import format_ci
-    from .student import trainable_state
+    from .experiments.run import REPORTED, prepare_run, run_seed, summary
+    from .core.metrics import format_ci
+    from .core.student import trainable_state
 
-    from .distributed import is_main, main_first
-    from .models import resolve_model
+    from .core.distributed import is_main, main_first
+    from .core.models import resolve_model
 
     cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
     resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built
     out = Path(args.save)
     with main_first():  # under torchrun: rank 0 fills the caches, the others then read them
-        prep = prepare(cfg, progress=not args.quiet and is_main())
+        prep = prepare_run(cfg, progress=not args.quiet and is_main())
     records, weights = [], {}
     for seed in cfg.seeds:
         student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
@@ -120,7 +120,7 @@ def cmd_predict(args) -> int:
     import torch
 
     from .config import Config
-    from .student import load_student
+    from .core.student import load_student
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():

@@ -10,9 +10,9 @@ SMOKE = dict(train_size=64, epochs=2, teacher_pool=256, teacher_epochs=2, teache
 @pytest.fixture(scope="session")
 def benchmark():
     """The prepared default benchmark (downloads the pinned artifacts on first use)."""
-    from ckt.data import prepare
+    from ckt.data import prepare_benchmark
 
-    return prepare()
+    return prepare_benchmark()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from ckt.claims import best_across_metrics, claim, compare, overall_verdict, worded
+from ckt.verdicts.rules import best_across_metrics, claim, compare, overall_verdict, worded
 
 
 @pytest.mark.parametrize("a, a_ci, b, b_ci, expected", [

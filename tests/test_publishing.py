@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ckt import book_build
-from ckt.book_check import broken_links
+from ckt.book import build as book_build
+from ckt.book.check import broken_links
 from ckt.errors import ConfigError
-from ckt.notebook import NOTEBOOKS, parameters
+from ckt.book.notebook import NOTEBOOKS, parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -79,7 +79,7 @@ def test_first_code_cell_installs_ckt_on_colab(name):
     cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
     first = next(c for c in cells if c["cell_type"] == "code")
     assert "".join(first["source"]) == book_build.setup_cell_source(), \
-        "out of sync: run python -m ckt.book_build --sync-setup-cells"
+        "out of sync: run python -m ckt.book.build --sync-setup-cells"
     assert book_build.repository_url() in "".join(first["source"])
     assert first["metadata"]["tags"] == ["remove-cell"]
 
@@ -164,7 +164,7 @@ def test_link_checker_finds_missing_files_and_anchors(tmp_path):
 
 
 def test_button_check_names_what_a_notebook_page_lacks():
-    from ckt.book_check import notebook_buttons
+    from ckt.book.check import notebook_buttons
 
     page = "book/executed/02_kd_weight.html"
     good = ('<a href="../../_sources/book/executed/02_kd_weight.ipynb" target="_blank"\n class="btn btn-sm btn-download-source-button">'

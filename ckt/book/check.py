@@ -1,0 +1,189 @@
+"""Check the built book as a reader would see it.
+
+    python -m ckt.book.check _build/html                      # every page: figures, no errors, links
+    python -m ckt.book.check _build/html --screenshots shots  # + a headless-Chromium PNG per page
+
+Per chapter page it counts the figures (``<img>``) and looks for what a reader must never see:
+an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. A page
+made from a notebook must also carry its download button and Binder and Colab launch buttons
+that open the committed notebook (``notebooks/<name>.ipynb``). Every internal link and anchor of
+every page is followed, offline. With ``--screenshots`` it renders each page in headless Chromium
+(``apt-get install chromium``) to a PNG, so the pages can be looked at. Exits 1 if any page has
+a problem or any internal link is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+PROBLEMS = {
+    "error output": re.compile(r'class="[^"]*\boutput[^"]*\berror\b|Traceback \(most recent call last\)'),
+    "unresolved glue": re.compile(r"\{glue:(text|md|any|figure)\}|glue_not_found|Could not find key"),
+    "NaN in a table": re.compile(r"<td>\s*nan\s*</td>", re.IGNORECASE),
+    # e.g. a string glued as Markdown but pasted with {glue:text}: the reader sees a Python repr
+    "Python object repr": re.compile(r"&lt;[\w.]+ object(?: at 0x[0-9a-f]+)?&gt;"),
+}
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--window-size=1280,4000",
+                  # fail every host lookup at once: offline, a request to a CDN (MathJax) would hang the
+                  # page load instead of failing; the shots then show math as its TeX source
+                  "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
+@dataclass
+class PageReport:
+    page: str
+    figures: int
+    problems: list[str] = field(default_factory=list)
+
+
+def notebook_buttons(html: str, page: str) -> list[str]:
+    """What a notebook page lacks: a download button, Binder and Colab buttons that open
+    ``notebooks/<name>.ipynb`` (the committed notebook, not the executed copy)."""
+    name = Path(page).stem
+    missing = []
+    source = re.escape(Path(page).with_suffix(".ipynb").as_posix())
+    if not re.search(rf'href="[^"]*_sources/{source}"[^>]*class="[^"]*btn-download', html):
+        missing.append("no download button for the notebook")
+    for provider, host in (("Binder", "mybinder.org"), ("Colab", "colab.research.google.com")):
+        urls = re.findall(rf'href="(https://{re.escape(host)}/[^"]*)"', html)
+        if not urls:
+            missing.append(f"no {provider} launch button")
+        elif not all(u.endswith(f"notebooks/{name}.ipynb") for u in urls):
+            missing.append(f"{provider} button does not open notebooks/{name}.ipynb")
+    return missing
+
+
+def check_page(path: Path, root: Path) -> PageReport:
+    html = path.read_text(encoding="utf-8", errors="replace")
+    main = html.split('id="main-content"', 1)[-1]  # the chapter body, not the navigation
+    figures = len(re.findall(r"<img\b[^>]*src=\"[^\"]*\.(?:png|svg|jpg)", main))
+    problems = [name for name, rx in PROBLEMS.items() if rx.search(main)]
+    page = str(path.relative_to(root))
+    if (root / "_sources" / page).with_suffix(".ipynb").is_file():
+        problems += notebook_buttons(html, page)
+    return PageReport(page, figures, problems)
+
+
+class _Links(HTMLParser):
+    """The link targets (href, src) and the anchor names (id, a name) of one page."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets: list[str] = []
+        self.anchors: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("href", "src"):
+            if a.get(key):
+                self.targets.append(a[key])
+        if a.get("id"):
+            self.anchors.add(a["id"])
+        if tag == "a" and a.get("name"):
+            self.anchors.add(a["name"])
+
+
+def broken_links(html_root: Path) -> tuple[int, list[str]]:
+    """Follow every internal link and anchor of every rendered page, offline.
+
+    Returns (links checked, problems); a problem reads ``page -> target (missing file)`` or
+    ``page -> target (no anchor #x)``. External links (any scheme, or ``//host``) are not followed.
+    """
+    pages = rendered_pages(html_root)
+    parsed: dict[Path, _Links] = {}
+
+    def parse(page: Path) -> _Links:
+        if page not in parsed:
+            parsed[page] = _Links()
+            parsed[page].feed(page.read_text(encoding="utf-8", errors="replace"))
+        return parsed[page]
+
+    checked, problems = 0, []
+    for page in pages:
+        for target in parse(page).targets:
+            url = urlsplit(target)
+            if url.scheme or target.startswith("//"):
+                continue
+            checked += 1
+            dest = (page.parent / unquote(url.path)).resolve() if url.path else page.resolve()
+            if dest.is_dir():
+                dest = dest / "index.html"
+            where = f"{page.relative_to(html_root)} -> {target}"
+            if not dest.is_file():
+                problems.append(f"{where} (missing file)")
+            elif url.fragment and dest.suffix == ".html" and unquote(url.fragment) not in parse(dest).anchors:
+                problems.append(f"{where} (no anchor #{url.fragment})")
+    return checked, problems
+
+
+def rendered_pages(html_root: Path) -> list[Path]:
+    """The pages Sphinx rendered (not the theme's templates under _static, nor stale dot-folders)."""
+    return sorted(p for p in html_root.rglob("*.html")
+                  if not any(part[0] in "_." for part in p.relative_to(html_root).parts))
+
+
+def is_redirect(page: Path) -> bool:
+    """Jupyter Book's root index.html only redirects to the first chapter (nothing to show)."""
+    return page.read_text(encoding="utf-8", errors="replace").lstrip().lower().startswith('<meta http-equiv="refresh"')
+
+
+def chapter_pages(html_root: Path) -> list[Path]:
+    return [p for p in rendered_pages(html_root)
+            if p.name not in {"genindex.html", "search.html"} and not is_redirect(p)]
+
+
+def find_chromium() -> str | None:
+    return next((c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
+
+
+def screenshot(page: Path, out: Path, chromium: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with_profile = [f"--user-data-dir={out.parent / '.chromium-profile'}"]
+    subprocess.run([chromium, *CHROMIUM_FLAGS, *with_profile, f"--screenshot={out}", page.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ckt.book.check", description=__doc__.split("\n\n")[0])
+    p.add_argument("html", help="the built book (…/_build/html)")
+    p.add_argument("--screenshots", default=None, help="folder for one PNG per page (needs chromium)")
+    args = p.parse_args(argv)
+    root = Path(args.html)
+    pages = chapter_pages(root)
+    if not pages:
+        print(f"error: no HTML pages under {root}: build the book first (make book)", file=sys.stderr)
+        return 2
+    chromium = find_chromium() if args.screenshots else None
+    if args.screenshots and not chromium:
+        print("error: --screenshots needs Chromium: apt-get install chromium", file=sys.stderr)
+        return 2
+    bad = 0
+    for page in pages:
+        report = check_page(page, root)
+        bad += bool(report.problems)
+        shot = ""
+        if chromium:
+            png = Path(args.screenshots) / (report.page.replace("/", "__").removesuffix(".html") + ".png")
+            screenshot(page, png, chromium)
+            shot = f"  -> {png}"
+        status = "OK " if not report.problems else "BAD"
+        print(f"{status} {report.page:<45} {report.figures:>3} figure(s)  {', '.join(report.problems)}{shot}")
+    checked, broken = broken_links(root)
+    for problem in broken:
+        print(f"BAD link {problem}")
+    print(f"{'OK ' if not broken else 'BAD'} internal links: {checked} checked, {len(broken)} broken")
+    return 1 if bad or broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Sweeps: many configs × seeds into one results table that survives being killed.
+
+``run_sweep(points, table)`` trains one student per (point, seed) and appends its row to a CSV
+results table. Each row carries a ``run_id`` (a hash of the full config and the seed); a row
+already in the table is never run again, so a sweep killed part-way and started again finishes
+with every run present exactly once. The table is rewritten atomically (temp file +
+``os.replace``) after every run: a reader always sees a complete, parseable file.
+
+Runs that share data, teacher and features (:func:`prep_key`) share one
+:func:`ckt.experiments.run.prepare`, so a sweep over a loss weight prepares once.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+from tqdm import tqdm
+
+from ..data.cache import hash_key
+from ..config import Config
+from ..errors import DataError
+from .run import Prepared, prepare_run, run_seed
+
+# fields that change what prepare() builds; everything else only changes the student's training
+PREP_FIELDS = ("dataset", "train_size", "domains", "label_noise", "text_noise", "backbone", "max_length",
+               "teacher_epochs", "teacher_pool", "teacher_lr", "eval_text_noise", "eval_size")
+
+
+def prep_key(cfg: Config) -> str:
+    return hash_key({f: getattr(cfg, f) for f in PREP_FIELDS})
+
+
+# the code that computes a results row: the ground floor, the data, the method, SOT and the
+# experiments. The book, the verdicts, the LLM patch and the CLI present or serve other chapters
+# and are left out; the layering test (tests/test_layout.py) checks that nothing here imports them.
+ROW_CODE = ("errors.py", "paths.py", "config.py", "data", "core", "sot", "experiments")
+
+
+@lru_cache(maxsize=2)
+def code_version(everything: bool = False) -> str:
+    """Hash of the ckt package's source: a results row is reused only by the code that made it.
+
+    Rows are keyed by the subpackages that compute them (:data:`ROW_CODE`); ``everything=True``
+    hashes every module, for the stamps of executed notebooks (whose pages the other modules shape too).
+    """
+    src = Path(__file__).resolve().parents[1]
+    files = sorted(src.rglob("*.py"))
+    if not everything:
+        files = [p for p in files if p.relative_to(src).parts[0] in ROW_CODE]
+    return hash_key(*[(p.relative_to(src).as_posix(), p.read_text(encoding="utf-8")) for p in files])[:12]
+
+
+def run_id(cfg: Config, seed: int) -> str:
+    """Identity of one run: the full config, the seed and the code version."""
+    d = cfg.to_dict()
+    d.pop("seeds")
+    return hash_key(d, seed, code_version())[:16]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The results table (empty frame if it does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"results table {path} is unreadable ({str(err).splitlines()[0]}): delete it and rerun") from None
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """Atomic write: a temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
+    """Rows with these run ids in the other results tables of the same folder (read only)."""
+    found: dict[str, dict] = {}
+    for other in sorted(table.parent.glob("*.csv")) if wanted and table.parent.exists() else []:
+        if other.resolve() == table.resolve():
+            continue
+        try:
+            df = pd.read_csv(other)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue  # an unreadable neighbour is simply not reused
+        if "run_id" in df:
+            for row in df[df["run_id"].isin(wanted)].to_dict("records"):
+                found[row["run_id"]] = {k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+    return found
+
+
+def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progress: bool = True) -> pd.DataFrame:
+    """Run every (labels, config) point over its seeds; returns the rows of these points.
+
+    ``labels`` (e.g. ``{"w_kd": 0.5}``) are copied into each row so plots can group by them.
+    """
+    points = list(points)
+    done = read_table(table)
+    have = set(done["run_id"]) if "run_id" in done else set()
+    jobs = [(labels, cfg, seed, run_id(cfg, seed)) for labels, cfg in points for seed in cfg.seeds]
+    elsewhere = _rows_in_sibling_tables(Path(table), {rid for *_, rid in jobs} - have)
+    preps: dict[str, Prepared] = {}
+    for labels, cfg, seed, rid in tqdm(jobs, desc="sweep", disable=not progress):
+        if rid in have:
+            continue
+        if rid in elsewhere:  # the same run, already made for another chapter
+            record = {k: v for k, v in elsewhere[rid].items() if not k.startswith("p_") and k != "run_id"}
+        else:
+            key = prep_key(cfg)
+            if key not in preps:
+                preps[key] = prepare_run(cfg, progress=False)
+            _, record = run_seed(preps[key], seed, cfg)
+        row = {"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **record}
+        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        write_table(done, table)
+        have.add(rid)
+    # one row per job, labelled by *this* sweep (the same run may have been recorded under other labels)
+    by_id = done.drop(columns=[c for c in done.columns if c.startswith("p_")]).drop_duplicates("run_id").set_index("run_id")
+    rows = [{"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **by_id.loc[rid].to_dict()}
+            for labels, _, _, rid in jobs]
+    return pd.DataFrame(rows)
