@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .data.benchmark import DOMAINS
 from .errors import ConfigError
 
 REGIMES = {
@@ -32,7 +33,6 @@ REGIMES = {
     "ckt-no-nr": (True, False, True, False),
     "ckt-no-reg": (True, True, False, False),
 }
-DOMAINS = ("movies", "tweets", "products", "editorials")
 LLM_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SELECTORS = ("none", "oracle", "random", "loss", "nearest", "pull", "sot")  # ckt.sot
 

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parent.parent / "ckt"
 ALLOWED = {
     "errors": set(),
     "paths": set(),
-    "config": {"errors"},
+    "config": {"errors", "paths", "data"},
     "data": {"errors", "paths"},
     "core": {"errors", "paths", "config", "data"},
     "sot": {"errors", "paths", "config", "data", "core"},

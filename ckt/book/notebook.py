@@ -1,8 +1,8 @@
 """What the experiment notebooks share: parameter checking, results tables, glue and plots.
 
-Each notebook declares its own knobs in :data:`NOTEBOOKS` (default, valid range, help); its
-``parameters`` cell repeats the defaults for papermill (a test keeps the two equal). The first
-cell after it calls :func:`parameters`, which
+Each chapter declares its own knobs in :mod:`ckt.book.chapters` (default, valid range, help); its
+``parameters`` cell is generated from that declaration for papermill. The first cell after it calls
+:func:`parameters`, which
 
 - rejects any name papermill injected that is neither a knob of this notebook nor a
   :class:`~ckt.config.Config` field (``-p epoch 3`` → "unknown parameter 'epoch' … did you mean
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +22,9 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import ConfigError
+from .chapters import CHAPTERS, Knob
 
 RESULTS_ENV = "CKT_RESULTS_DIR"
-
-
-@dataclass(frozen=True)
-class Knob:
-    """A notebook parameter that is not a Config field (a sweep grid, a switch)."""
-
-    default: Any
-    help: str
-    each: tuple | None = None  # for lists: valid range (lo, hi) of each item, or a tuple of choices
-    choices: tuple | None = None
-    range: tuple | None = None  # for a scalar: (lo, hi)
-
-
-@dataclass(frozen=True)
-class NotebookSpec:
-    title: str
-    knobs: dict[str, Knob] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)  # Config fields set in the parameters cell
-
-
-def _grid(default, help, lo, hi):  # noqa: A002
-    return Knob(list(default), help, each=(lo, hi))
-
-
-SEEDS = Knob([0, 1, 2], "seeds; every point is mean ± 95% CI over them", each=(0, 2**31 - 1))
-NOTEBOOKS: dict[str, NotebookSpec] = {}
-
-
-def register(name: str, title: str, config: dict | None = None, **knobs: Knob) -> NotebookSpec:
-    """Declare a notebook's parameters (called below for every notebook in ``notebooks/``)."""
-    NOTEBOOKS[name] = NotebookSpec(title, {"seeds": SEEDS, **knobs}, config or {})
-    return NOTEBOOKS[name]
 
 
 def _injected_names(namespace: dict) -> set[str] | None:
@@ -83,7 +51,7 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
     so imports and other variables never count as parameters. A plain dict is taken as the
     parameters themselves.
     """
-    spec = NOTEBOOKS[name]
+    spec = CHAPTERS[name]
     fields = set(Config().to_dict())
     injected = _injected_names(namespace)
     if injected is None:
@@ -138,6 +106,16 @@ def _check_knob(key: str, value: Any, knob: Knob) -> Any:
         raise ConfigError(f"{key}={value!r} is out of range: {knob.help} must be in [{knob.range[0]}, {knob.range[1]}]")
     if isinstance(knob.default, bool) and not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} must be True or False: {knob.help}")
+    return _as_default_type(value, knob.default)
+
+
+def _as_default_type(value: Any, default: Any) -> Any:
+    """Ints become floats where the default is a float (or a list of floats): ``-p weights "[0, 1, 4]"``
+    is the same sweep, with the same row labels and run keys, as ``[0.0, 1.0, 4.0]``."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, list) and default and all(isinstance(d, float) for d in default):
+        return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
     return value
 
 
@@ -192,50 +170,6 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
     line, = ax.plot(s[x], mean, marker="o", label=label or metric, **kw)
     ax.fill_between(s[x], mean - ci, mean + ci, alpha=0.2, color=line.get_color())
 
-
-# --------------------------------------------------------------------------- the notebooks' knobs
-register("00_data_card", "Data and model card")
-register("01_walkthrough", "The method, one batch at a time",
-         taus=_grid([1.0, 2.0, 4.0, 8.0], "temperatures shown for the teacher's soft labels", 1e-3, 100.0),
-         epsilons=_grid([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], "feature-space radii probed", 0.0, 10.0),
-         batch=Knob(16, "examples in the walkthrough batch", range=(2, 480)))
-register("02_kd_weight", "Distillation-weight sensitivity",
-         weights=_grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "values of w_KD swept (Eq. 6)", 0.0, 100.0))
-register("03_budget_precision", "Compute budget and mixed precision",
-         epochs_grid=_grid([1, 2, 5, 10, 20], "training epochs swept", 1, 10_000),
-         sizes=_grid([125, 250, 500, 1000], "training-set sizes swept", 8, 10**7),
-         precisions=Knob(["fp32", "bf16"], "precisions compared (fp16 needs CUDA)", each=("fp32", "bf16", "fp16")))
-register("04_noise_shift", "Data noise and distribution shift",
-         regimes=Knob(["ce", "kd", "ckt"], "regimes compared", each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")),
-         label_noise_rates=_grid([0.0, 0.1, 0.2, 0.3, 0.4], "fractions of training labels flipped", 0.0, 1.0),
-         text_noise_rates=_grid([0.0, 0.1, 0.2, 0.3], "per-word typo rates in training texts", 0.0, 1.0),
-         holdout=Knob(["movies", "tweets", "products", "editorials"], "domains held out in turn",
-                      each=("movies", "tweets", "products", "editorials")))
-register("05_ablations", "Ablations, baselines and the perturbation choice",
-         regimes=Knob(["ce", "kd", "adv", "smart", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg", "ckt"], "regimes compared",
-                      each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")),
-         eps_grid=_grid([0.0, 0.05, 0.1, 0.2, 0.4], "ε values (one-at-a-time sweep)", 0.0, 10.0),
-         alpha_grid=_grid([0.0, 0.25, 0.5, 0.75, 1.0], "α values", 0.0, 1.0),
-         lam_grid=_grid([0.0, 0.001, 0.01, 0.1, 1.0], "λ values", 0.0, 100.0),
-         tau_grid=_grid([1.0, 2.0, 4.0, 8.0], "τ values", 1e-3, 100.0),
-         embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)", range=(8, 10**6)),
-         embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
-
-register("06_sot", "SOT: push-pull optimal-transport data selection",
-         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
-                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
-                        each=("random", "loss", "nearest", "pull", "sot")),
-         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
-         rates=_grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
-         push_grid=_grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
-
-register("07_lora_patch", "A LoRA refusal patch on a real instruction LLM",
-         lr_grid=_grid([2e-4], "smaller LoRA learning rates compared with patch_lr (the refusal / ability trade-off)",
-                       1e-7, 1.0))
-
-register("09_claims", "The paper's claims, checked",
-         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison",
-                      each=("ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg")))
 
 def record_findings(name: str, findings: dict[str, Any]) -> None:
     """Save a chapter's measured findings (JSON) for the claims chapter to tabulate."""

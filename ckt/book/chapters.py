@@ -1,0 +1,186 @@
+"""Every chapter of the book, declared once.
+
+A :class:`Chapter` names its notebook, title, part of the book, parameters (:class:`Knob`, beside any
+:class:`~ckt.config.Config` field), classroom ("smoke") parameters and the one-line summary of its
+exercises. Everything else is derived from these declarations:
+
+- the notebook's ``parameters`` cell and Colab set-up cell (``python -m ckt.book.build --sync``
+  writes them into ``notebooks/<name>.md`` and regenerates ``notebooks/<name>.ipynb``);
+- the list of notebooks ``make book`` executes, and the smoke parameters ``make test`` runs them with;
+- ``_toc.yml`` (:func:`toc_yaml`), the "rerun this chapter" box under each title, the parameters and
+  instructors pages, and the table of exercises.
+
+The test suite checks the committed files against the declarations. A course or a fork can add a
+chapter without editing ckt: put ``chapter(...)`` calls in a Python file and name it in
+``$CKT_CHAPTERS`` (several files separated by ``os.pathsep``).
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import REGIMES
+from ..data import DOMAINS
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTRA_ENV = "CKT_CHAPTERS"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A notebook parameter that is not a Config field (a sweep grid, a switch)."""
+
+    default: Any
+    help: str
+    each: tuple | None = None  # for lists: valid range (lo, hi) of each item, or a tuple of choices
+    choices: tuple | None = None
+    range: tuple | None = None  # for a scalar: (lo, hi)
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: its notebook (``source``, MyST text) and everything derived from it."""
+
+    name: str
+    title: str
+    part: str
+    knobs: dict[str, Knob] = field(default_factory=dict)
+    smoke: dict[str, Any] = field(default_factory=dict)  # classroom parameters, on top of SMOKE
+    exercises: str = ""  # what its exercises are about (a row of the exercises table); "" = none
+    rerun_box: bool = True
+    source: Path | None = None  # the MyST notebook; default notebooks/<name>.md
+
+    @property
+    def path(self) -> Path:
+        return self.source or ROOT / "notebooks" / f"{self.name}.md"
+
+    @property
+    def ipynb(self) -> Path:
+        return self.path.with_suffix(".ipynb")
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: knob.default for k, knob in self.knobs.items()}
+
+
+# The parts of the book in order, with the narrative pages that open each; chapters follow them.
+PARTS: dict[str, list[str]] = {
+    "The method": ["book/method"],
+    "Experiments": [],
+    "Verdict": [],
+    "Using ckt": ["book/rerun", "book/exercises", "book/executed/instructors"],
+}
+# Classroom size: seconds per notebook on 2 cores, real data and real models.
+SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
+         "teacher_lr": 2e-4, "eval_size": 48}
+SEEDS = Knob([0, 1, 2], "seeds; every point is mean ± 95% CI over them", each=(0, 2**31 - 1))
+CHAPTERS: dict[str, Chapter] = {}
+
+
+def grid(default: list, help: str, lo: float, hi: float) -> Knob:  # noqa: A002 - mirrors argparse
+    """A list knob whose every item must lie in [lo, hi]."""
+    return Knob(list(default), help, each=(lo, hi))
+
+
+def chapter(name: str, title: str, part: str, *, smoke: dict | None = None, exercises: str = "",
+            rerun_box: bool = True, source: str | Path | None = None, **knobs: Knob) -> Chapter:
+    """Declare a chapter (every chapter has a ``seeds`` knob first)."""
+    if part not in PARTS:
+        raise ValueError(f"chapter {name}: part {part!r} is not one of {list(PARTS)}")
+    CHAPTERS[name] = Chapter(name, title, part, {"seeds": SEEDS, **knobs}, smoke or {}, exercises, rerun_box,
+                             Path(source) if source else None)
+    return CHAPTERS[name]
+
+
+def smoke_parameters(name: str) -> dict:
+    """The classroom parameters of a chapter: :data:`SMOKE` and the chapter's own."""
+    return {**SMOKE, **CHAPTERS[name].smoke}
+
+
+def toc_yaml() -> str:
+    """``_toc.yml``: the parts in order, each with its narrative pages and then its chapters."""
+    lines = ["# Generated from ckt/book/chapters.py by `python -m ckt.book.build --sync`: edit the declarations.",
+             "format: jb-book", "root: book/intro", "parts:"]
+    for part, pages in PARTS.items():
+        files = [*pages[:1], *(f"book/executed/{c.name}" for c in CHAPTERS.values() if c.part == part), *pages[1:]]
+        if files:
+            lines += [f"  - caption: {part}", "    chapters:", *(f"      - file: {f}" for f in files)]
+    return "\n".join(lines) + "\n"
+
+
+def exercises_table() -> str:
+    """The table on the exercises page: one row per chapter that has exercises."""
+    rows = ["| chapter | its exercises are about |", "|---|---|"]
+    rows += [f"| {{doc}}`{c.name} <{c.name}>` | {c.exercises} |" for c in CHAPTERS.values() if c.exercises]
+    return "\n".join(rows) + "\n"
+
+
+_REGIMES = tuple(REGIMES)
+
+chapter("00_data_card", "Data and model card", "The method", rerun_box=False)
+chapter("01_walkthrough", "The method, one batch at a time", "The method",
+        smoke={"taus": [1.0, 4.0], "epsilons": [0.0, 0.1], "batch": 4},
+        taus=grid([1.0, 2.0, 4.0, 8.0], "temperatures shown for the teacher's soft labels", 1e-3, 100.0),
+        epsilons=grid([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], "feature-space radii probed", 0.0, 10.0),
+        batch=Knob(16, "examples in the walkthrough batch", range=(2, 480)))
+chapter("02_kd_weight", "Distillation-weight sensitivity", "Experiments",
+        smoke={"weights": [0.0, 1.0]},
+        exercises="controls and determinism; whether distillation alone buys robustness; ε against $w_{KD}$",
+        weights=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "values of w_KD swept (Eq. 6)", 0.0, 100.0))
+chapter("03_budget_precision", "Compute budget and mixed precision", "Experiments",
+        smoke={"epochs_grid": [1, 2], "sizes": [64], "precisions": ["fp32", "bf16"]},
+        exercises="why bf16 does not overflow; where the spread across seeds comes from; steps vs epochs",
+        epochs_grid=grid([1, 2, 5, 10, 20], "training epochs swept", 1, 10_000),
+        sizes=grid([125, 250, 500, 1000], "training-set sizes swept", 8, 10**7),
+        precisions=Knob(["fp32", "bf16"], "precisions compared (fp16 needs CUDA)", each=("fp32", "bf16", "fp16")))
+chapter("04_noise_shift", "Data noise and distribution shift", "Experiments",
+        smoke={"regimes": ["ce", "ckt"], "label_noise_rates": [0.0, 0.2], "text_noise_rates": [0.0, 0.2],
+               "holdout": ["tweets"]},
+        exercises="a clean teacher under label noise; training on typos; the hardest unseen domain",
+        regimes=Knob(["ce", "kd", "ckt"], "regimes compared", each=_REGIMES),
+        label_noise_rates=grid([0.0, 0.1, 0.2, 0.3, 0.4], "fractions of training labels flipped", 0.0, 1.0),
+        text_noise_rates=grid([0.0, 0.1, 0.2, 0.3], "per-word typo rates in training texts", 0.0, 1.0),
+        holdout=Knob(list(DOMAINS), "domains held out in turn", each=DOMAINS))
+chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Experiments",
+        smoke={"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
+               "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
+        exercises="which term buys robustness; the size of an L∞ ball; feature vs embedding space",
+        regimes=Knob(["ce", "kd", "adv", "smart", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg", "ckt"], "regimes compared",
+                     each=_REGIMES),
+        eps_grid=grid([0.0, 0.05, 0.1, 0.2, 0.4], "ε values (one-at-a-time sweep)", 0.0, 10.0),
+        alpha_grid=grid([0.0, 0.25, 0.5, 0.75, 1.0], "α values", 0.0, 1.0),
+        lam_grid=grid([0.0, 0.001, 0.01, 0.1, 1.0], "λ values", 0.0, 100.0),
+        tau_grid=grid([1.0, 2.0, 4.0, 8.0], "τ values", 1e-3, 100.0),
+        embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)",
+                            range=(8, 10**6)),
+        embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
+chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments",
+        smoke={"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
+               "sot_steps": 20},
+        exercises="what the push term buys; a pair embedding blind to labels",
+        selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
+                       "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
+                       each=("random", "loss", "nearest", "pull", "sot")),
+        kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
+        rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
+        push_grid=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
+chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments",
+        smoke={"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1,
+               "lr_grid": [2e-4]},
+        exercises="the rank of a patch; which projections to adapt; full fine-tuning's forgetting",
+        lr_grid=grid([2e-4], "smaller LoRA learning rates compared with patch_lr (the refusal / ability trade-off)",
+                     1e-7, 1.0))
+chapter("08_claims", "The paper's claims, checked", "Verdict",
+        regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison", each=_REGIMES))
+
+
+def load_extra_chapters() -> None:
+    """Run every file named in ``$CKT_CHAPTERS``: each declares more chapters with :func:`chapter`."""
+    for path in filter(None, os.environ.get(EXTRA_ENV, "").split(os.pathsep)):
+        runpy.run_path(path, init_globals={"chapter": chapter, "Knob": Knob, "grid": grid})
+
+
+load_extra_chapters()

