@@ -7,12 +7,12 @@ is the cost of training and evaluating one student — what every sweep point pa
 from __future__ import annotations
 
 import torch
-
 from _common import peak_rss_mib, report, timer
+
 from ckt.config import Config
-from ckt.experiments import prepare_run, run_seed
 from ckt.core.student import make_student
 from ckt.core.train import fit
+from ckt.experiments import prepare_run, run_seed
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ text of each batch, same batch size, same model, same pooling. Both run without 
 from __future__ import annotations
 
 import torch
-
 from _common import peak_rss_mib, report, timer
-from ckt.data import load_split
+
 from ckt.core.features import encode, frozen_encoder
 from ckt.core.models import mean_pool
+from ckt.data import load_split
 
 
 @torch.inference_mode()

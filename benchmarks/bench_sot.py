@@ -16,9 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report, timer  # noqa: E402
 
 from ckt.config import Config  # noqa: E402
-from ckt.data import harmful_pools  # noqa: E402
-from ckt.data import load_split  # noqa: E402
 from ckt.core.features import features  # noqa: E402
+from ckt.data import (
+    harmful_pools,  # noqa: E402
+    load_split,  # noqa: E402
+)
 from ckt.sot.weights import pair_embedding, sot_weights  # noqa: E402
 
 SIZES = (250, 1000, 4000, 16000)

@@ -14,13 +14,13 @@ import statistics
 import time
 
 import torch
-
 from _common import peak_rss_mib, report
+
 from ckt.config import Config
-from ckt.data import load_split
 from ckt.core.features import pad_batch, tokenize
 from ckt.core.student import EmbeddingStudent, trainable
 from ckt.core.train import apply_step, loss_terms, train_spec
+from ckt.data import load_split
 
 
 def time_steps(student, cfg, batches, gen, opt, scaler) -> list[float]:

@@ -65,21 +65,23 @@ def cmd_data(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from .config import describe
+    from .config import SECTIONS, describe
 
-    for row in describe():
-        print(f"{row['name']:<16} {str(row['default']):<14} {row['valid']:<34} {row['help']}")
+    rows = describe()
+    for section, title in SECTIONS.items():
+        print(f"[{section}] {title}")
+        for row in (r for r in rows if r["section"] == section):
+            print(f"  {row['name']:<20} {str(row['default']):<14} {row['valid']:<34} {row['help']}")
     return 0
 
 
 def cmd_train(args) -> int:
     from .config import Config
-    from .experiments.run import REPORTED, prepare_run, run_seed, summary
-    from .core.metrics import format_ci
-    from .core.student import trainable_state
-
     from .core.distributed import is_main, main_first
+    from .core.metrics import format_ci
     from .core.models import resolve_model
+    from .core.student import trainable_state
+    from .experiments.run import REPORTED, prepare_run, run_seed, summary
 
     cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
     resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built

@@ -37,88 +37,120 @@ LLM_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "
 SELECTORS = ("none", "oracle", "random", "loss", "nearest", "pull", "sot")  # ckt.sot
 
 
-def _f(default, help, *, range=None, choices=None, each=None):  # noqa: A002 - mirrors argparse
-    meta = {"help": help, "range": range, "choices": choices, "each": each}
+# The sections of the config. A run's key hashes only the sections that run uses (see
+# ckt.experiments.sweep.run_id): a LoRA-patch setting never touches a CKT results row.
+SECTIONS = {
+    "data": "data: which examples, how much noise",
+    "teacher": "backbone and teacher",
+    "student": "student and the CKT objective",
+    "perturbation": "the training perturbation δ (Eq. 4)",
+    "evaluation": "the evaluation suite",
+    "sot": "SOT data selection (arXiv 2601.07200)",
+    "llm_patch": "LoRA safety patch on an instruction LLM (arXiv 2510.09004)",
+    "runtime": "runtime: seeds and device",
+}
+
+
+def _f(section, default, help, *, range=None, choices=None, each=None, keyed=True):  # noqa: A002 - argparse's names
+    """A config field: default, help text, valid range/choices, its section, and whether it is part of a
+    run key (``keyed=False`` for fields that never change a run's numbers, such as the list of seeds)."""
+    meta = {"help": help, "range": range, "choices": choices, "each": each, "section": section, "keyed": keyed}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)
     return field(default=default, metadata=meta)
 
 
+def _in(section):
+    return lambda *args, **kw: _f(section, *args, **kw)
+
+
+_data, _teacher, _student, _perturb, _eval, _sot, _llm, _runtime = map(_in, SECTIONS)
 INF = float("inf")
 
 
 @dataclass
 class Config:
-    """Every knob of a ckt run. Units: lengths in tokens, rates in [0, 1], metrics in %."""
+    """Every knob of a ckt run, by section. Units: lengths in tokens, rates in [0, 1], metrics in %."""
 
-    # --- the objective (CKT Eq. 3-6) ---
-    regime: str = _f("ckt", "which loss: CKT, a baseline, or CKT with one term removed", choices=tuple(REGIMES))
-    w_kd: float = _f(1.0, "distillation weight w_KD on L_KD (Eq. 6)", range=(0.0, 100.0))
-    tau: float = _f(2.0, "distillation temperature τ (Eq. 3)", range=(1e-3, 100.0))
-    alpha: float = _f(0.5, "mix α of clean vs perturbed cross-entropy (Eq. 4)", range=(0.0, 1.0))
-    lam: float = _f(0.01, "gradient-norm penalty weight λ (Eq. 5)", range=(0.0, 100.0))
-    smart_weight: float = _f(1.0, "weight of the SMART smoothness term (regime 'smart')", range=(0.0, 100.0))
-    perturb: str = _f("pgd", "training perturbation δ", choices=("gaussian", "fgsm", "pgd"))
-    eps: float = _f(0.1, "perturbation radius ε, ‖δ‖ ≤ ε (features are unit-norm)", range=(0.0, 10.0))
-    norm: str = _f("l2", "norm of the ε-ball", choices=("l2", "linf"))
-    pgd_steps: int = _f(3, "PGD ascent steps", range=(1, 100))
-    # --- student ---
-    mode: str = _f("feature", "where the student trains: head on cached features, through the frozen "
-                   "backbone (embedding-space δ), or with LoRA on the backbone", choices=("feature", "embedding", "lora"))
-    head_hidden: int = _f(256, "hidden width of the student's MLP head (0 = linear)", range=(0, 8192))
-    lora_rank: int = _f(8, "LoRA rank (mode 'lora')", range=(1, 256))
-    epochs: int = _f(20, "student training epochs", range=(1, 10_000))
-    max_steps: int = _f(0, "stop after this many optimizer steps (0 = no limit)", range=(0, 10**9))
-    batch_size: int = _f(128, "student mini-batch size", range=(1, 65_536))
-    lr: float = _f(2e-3, "student learning rate (AdamW)", range=(1e-7, 1.0))
-    weight_decay: float = _f(0.01, "AdamW weight decay", range=(0.0, 1.0))
-    max_grad_norm: float = _f(1.0, "gradient clipping threshold (0 = off)", range=(0.0, INF))
-    precision: str = _f("fp32", "autocast precision (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
-    device: str = _f("cpu", "torch device ('auto' = CUDA when present)", choices=("cpu", "cuda", "auto"))
-    seeds: list = _f([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31))
     # --- data ---
-    dataset: str = _f("ckt", "'ckt' (the built benchmark), a CSV/JSONL path, or 'hf:<name>' online")
-    train_size: int = _f(1000, "training examples used (balanced over domain × label; 0 = all)", range=(0, 10**7))
-    domains: list = _f(list(DOMAINS), "training domains", each=DOMAINS)
-    label_noise: float = _f(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
-    text_noise: float = _f(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
-    # --- SOT data selection (arXiv 2601.07200; chapter 07) ---
-    contamination: float = _f(0.0, "fraction of the training mix that is contaminated (SOT experiment)", range=(0.0, 0.9))
-    contamination_kind: str = _f("harmful", "contaminants: harmful prompts labelled positive, or flipped labels",
-                                 choices=("harmful", "flip"))
-    selector: str = _f("none", "which rows of the mix are kept (Top-K, K = the clean count): all ('none'), "
-                       "or the Top-K of a selector", choices=SELECTORS)
-    safe_ref_size: int = _f(50, "trusted clean examples in SOT's safe reference (validation split)", range=(1, 150))
-    harm_ref_size: int = _f(50, "examples in SOT's harmful reference (disjoint from the mix)", range=(1, 150))
-    sot_push: float = _f(1.0, "push weight γ on the transport to the harmful reference", range=(0.0, 100.0))
-    sot_reg: float = _f(0.05, "entropic regularisation ε of the transport (costs scaled to mean 1)", range=(1e-3, 10.0))
-    sot_entropy: float = _f(0.05, "weight ρ of KL(w ‖ uniform), keeping the weights spread", range=(0.0, 100.0))
-    sot_steps: int = _f(100, "mirror-descent steps on the SOT weights", range=(1, 10_000))
-    sot_lr: float = _f(1.0, "mirror-descent step size η of the SOT weights", range=(1e-4, 100.0))
-    label_scale: float = _f(1.0, "β, weight of the one-hot label in the (x, y) pair embedding", range=(0.0, 100.0))
-    # --- LoRA safety patch (arXiv 2510.09004; chapter 07) ---
-    llm: str = _f("smollm2", "instruction LLM: 'smollm2' (SmolLM2-135M-Instruct, packaged GGUF, offline), a folder, "
-                  "or an HF name")
-    patch_rank: int = _f(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
-    patch_targets: list = _f(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
-    patch_train_prompts: int = _f(48, "harmful prompts in the refusal SFT set", range=(1, 958))
-    patch_epochs: int = _f(2, "epochs of refusal SFT", range=(1, 100))
-    patch_lr: float = _f(2e-3, "learning rate of the LoRA patch", range=(1e-7, 1.0))
-    patch_full_lr: float = _f(2e-5, "learning rate of full fine-tuning (the comparison)", range=(1e-8, 1.0))
-    patch_eval_prompts: int = _f(40, "held-out harmful prompts (and sentiment sentences) evaluated", range=(2, 400))
-    gen_tokens: int = _f(16, "tokens generated per reply when measuring refusal", range=(1, 512))
+    dataset: str = _data("ckt", "'ckt' (the built benchmark), a CSV/JSONL path, or 'hf:<name>' online")
+    train_size: int = _data(1000, "training examples used (balanced over domain × label; 0 = all)", range=(0, 10**7))
+    domains: list = _data(list(DOMAINS), "training domains", each=DOMAINS)
+    label_noise: float = _data(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
+    text_noise: float = _data(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
     # --- backbone and teacher ---
-    backbone: str = _f("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
-    max_length: int = _f(128, "tokens per text", range=(8, 512))
-    teacher_epochs: int = _f(2, "epochs of the teacher's full fine-tuning on the pool", range=(1, 100))
-    teacher_pool: int = _f(8000, "teacher training examples from the pool (0 = all)", range=(0, 10**7))
-    teacher_lr: float = _f(5e-5, "teacher learning rate", range=(1e-7, 1.0))
-    # --- evaluation suite (DESIGN 'Metrics') ---
-    eval_eps: float = _f(0.05, "ε of the feature-space Gaussian and PGD probes", range=(0.0, 10.0))
-    eval_size: int = _f(0, "test (and shift) examples evaluated, balanced (0 = all; small for smoke runs)", range=(0, 10**7))
-    eval_text_noise: float = _f(0.15, "per-word rate of the typo and word-drop probes", range=(0.0, 1.0))
+    backbone: str = _teacher("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
+    max_length: int = _teacher(128, "tokens per text", range=(8, 512))
+    teacher_epochs: int = _teacher(2, "epochs of the teacher's full fine-tuning on the pool", range=(1, 100))
+    teacher_pool: int = _teacher(8000, "teacher training examples from the pool (0 = all)", range=(0, 10**7))
+    teacher_lr: float = _teacher(5e-5, "teacher learning rate", range=(1e-7, 1.0))
+    # --- student and the CKT objective (Eq. 3-6) ---
+    regime: str = _student("ckt", "which loss: CKT, a baseline, or CKT with one term removed", choices=tuple(REGIMES))
+    w_kd: float = _student(1.0, "distillation weight w_KD on L_KD (Eq. 6)", range=(0.0, 100.0))
+    tau: float = _student(2.0, "distillation temperature τ (Eq. 3)", range=(1e-3, 100.0))
+    alpha: float = _student(0.5, "mix α of clean vs perturbed cross-entropy (Eq. 4)", range=(0.0, 1.0))
+    lam: float = _student(0.01, "gradient-norm penalty weight λ (Eq. 5)", range=(0.0, 100.0))
+    smart_weight: float = _student(1.0, "weight of the SMART smoothness term (regime 'smart')", range=(0.0, 100.0))
+    mode: str = _student("feature", "where the student trains: head on cached features, through the frozen "
+                         "backbone (embedding-space δ), or with LoRA on the backbone",
+                         choices=("feature", "embedding", "lora"))
+    head_hidden: int = _student(256, "hidden width of the student's MLP head (0 = linear)", range=(0, 8192))
+    lora_rank: int = _student(8, "LoRA rank (mode 'lora')", range=(1, 256))
+    epochs: int = _student(20, "student training epochs", range=(1, 10_000))
+    max_steps: int = _student(0, "stop after this many optimizer steps (0 = no limit)", range=(0, 10**9))
+    batch_size: int = _student(128, "student mini-batch size", range=(1, 65_536))
+    lr: float = _student(2e-3, "student learning rate (AdamW)", range=(1e-7, 1.0))
+    weight_decay: float = _student(0.01, "AdamW weight decay", range=(0.0, 1.0))
+    max_grad_norm: float = _student(1.0, "gradient clipping threshold (0 = off)", range=(0.0, INF))
+    precision: str = _student("fp32", "autocast precision (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
+    # --- the training perturbation ---
+    perturb: str = _perturb("pgd", "training perturbation δ", choices=("gaussian", "fgsm", "pgd"))
+    eps: float = _perturb(0.1, "perturbation radius ε, ‖δ‖ ≤ ε (features are unit-norm)", range=(0.0, 10.0))
+    norm: str = _perturb("l2", "norm of the ε-ball", choices=("l2", "linf"))
+    pgd_steps: int = _perturb(3, "PGD ascent steps", range=(1, 100))
+    # --- evaluation suite (the method page, 'Metrics') ---
+    eval_eps: float = _eval(0.05, "ε of the feature-space Gaussian and PGD probes", range=(0.0, 10.0))
+    eval_size: int = _eval(0, "test (and shift) examples evaluated, balanced (0 = all; small for smoke runs)",
+                           range=(0, 10**7))
+    eval_text_noise: float = _eval(0.15, "per-word rate of the typo and word-drop probes", range=(0.0, 1.0))
+    # --- SOT data selection (arXiv 2601.07200; chapter 06) ---
+    contamination: float = _sot(0.0, "fraction of the training mix that is contaminated (SOT experiment)",
+                                range=(0.0, 0.9))
+    contamination_kind: str = _sot("harmful", "contaminants: harmful prompts labelled positive, or flipped labels",
+                                   choices=("harmful", "flip"))
+    selector: str = _sot("none", "which rows of the mix are kept (Top-K, K = the clean count): all ('none'), "
+                         "or the Top-K of a selector", choices=SELECTORS)
+    safe_ref_size: int = _sot(50, "trusted clean examples in SOT's safe reference (validation split)", range=(1, 150))
+    harm_ref_size: int = _sot(50, "examples in SOT's harmful reference (disjoint from the mix)", range=(1, 150))
+    sot_push: float = _sot(1.0, "push weight γ on the transport to the harmful reference", range=(0.0, 100.0))
+    sot_reg: float = _sot(0.05, "entropic regularisation ε of the transport (costs scaled to mean 1)",
+                          range=(1e-3, 10.0))
+    sot_entropy: float = _sot(0.05, "weight ρ of KL(w ‖ uniform), keeping the weights spread", range=(0.0, 100.0))
+    sot_steps: int = _sot(100, "mirror-descent steps on the SOT weights", range=(1, 10_000))
+    sot_lr: float = _sot(1.0, "mirror-descent step size η of the SOT weights", range=(1e-4, 100.0))
+    label_scale: float = _sot(1.0, "β, weight of the one-hot label in the (x, y) pair embedding", range=(0.0, 100.0))
+    # --- LoRA safety patch (arXiv 2510.09004; chapter 07) ---
+    llm: str = _llm("smollm2", "instruction LLM: 'smollm2' (SmolLM2-135M-Instruct, packaged GGUF, offline), "
+                    "a folder, or an HF name")
+    patch_rank: int = _llm(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
+    patch_targets: list = _llm(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
+    patch_train_prompts: int = _llm(48, "harmful prompts in the refusal SFT set", range=(1, 958))
+    patch_epochs: int = _llm(2, "epochs of refusal SFT", range=(1, 100))
+    patch_lr: float = _llm(2e-3, "learning rate of the LoRA patch", range=(1e-7, 1.0))
+    patch_full_lr: float = _llm(2e-5, "learning rate of full fine-tuning (the comparison)", range=(1e-8, 1.0))
+    patch_eval_prompts: int = _llm(40, "held-out harmful prompts (and sentiment sentences) evaluated",
+                                   range=(2, 400))
+    gen_tokens: int = _llm(16, "tokens generated per reply when measuring refusal", range=(1, 512))
+    # --- runtime ---
+    seeds: list = _runtime([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31),
+                           keyed=False)
+    device: str = _runtime("cpu", "torch device ('auto' = CUDA when present)", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # 1 and 1.0 are the same setting (and the same run key)
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
         self.validate()
 
     # ------------------------------------------------------------------ validation
@@ -170,6 +202,13 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
+    def section(self, name: str, keyed_only: bool = False) -> dict[str, Any]:
+        """The fields of one section (:data:`SECTIONS`), optionally only those that enter a run key."""
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section {name!r}: use one of {', '.join(SECTIONS)}")
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata["section"] == name and (f.metadata["keyed"] or not keyed_only)}
+
     # ------------------------------------------------------------------ derived
     def terms(self) -> dict[str, float]:
         """Effective weights of each loss term once the regime is applied.
@@ -205,7 +244,8 @@ def describe() -> list[dict[str, Any]]:
     rows = []
     for f in fields(Config):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        rows.append({"name": f.name, "default": default, "help": f.metadata["help"], "valid": _valid_text(f)})
+        rows.append({"name": f.name, "default": default, "help": f.metadata["help"], "valid": _valid_text(f),
+                     "section": f.metadata["section"]})
     return rows
 
 

@@ -86,3 +86,80 @@ def test_describe_covers_every_field():
     rows = describe()
     assert {r["name"] for r in rows} == set(Config().to_dict())
     assert all(r["help"] and r["valid"] for r in rows)
+
+
+# ---------------------------------------------------------------- sections and run keys
+def _changed(value):
+    """Some other valid value of a field (for key tests)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if isinstance(value, int):
+        return value + 1
+    return value
+
+
+def test_every_field_belongs_to_exactly_one_declared_section():
+    from dataclasses import fields
+
+    from ckt.config import SECTIONS
+
+    for f in fields(Config):
+        assert f.metadata["section"] in SECTIONS, f.name
+    covered = [name for s in SECTIONS for name in Config().section(s)]
+    assert sorted(covered) == sorted(f.name for f in fields(Config))
+
+
+def test_a_lora_patch_setting_leaves_every_ckt_run_key_unchanged():
+    from ckt.experiments.sweep import run_id
+
+    base = Config()
+    for name, value in base.section("llm_patch").items():
+        if isinstance(value, list):
+            other = value[:1]
+        elif isinstance(value, str):
+            other = "/some/other/llm"
+        else:
+            other = _changed(value)
+        for regime in ("ce", "kd", "ckt"):
+            cfg = base.replace(regime=regime)
+            assert run_id(cfg.replace(**{name: other}), 0) == run_id(cfg, 0), name
+
+
+def test_every_keyed_field_of_a_ckt_run_changes_its_key_and_the_seed_list_does_not():
+    from ckt.experiments.sweep import RUN_SECTIONS, run_id
+
+    base = Config()
+    for section in RUN_SECTIONS:
+        for name, value in base.section(section, keyed_only=True).items():
+            if isinstance(value, (list, str)):
+                continue  # choices and lists are covered by the cases below
+            assert run_id(base.replace(**{name: _changed(value)}), 0) != run_id(base, 0), name
+    for name, value in {"regime": "kd", "perturb": "fgsm", "norm": "linf", "mode": "embedding", "precision": "bf16",
+                        "domains": ["movies"], "dataset": "x.csv", "backbone": "/other", "device": "auto"}.items():
+        assert run_id(base.replace(**{name: value}), 0) != run_id(base, 0), name
+    assert run_id(base.replace(seeds=[7, 8]), 0) == run_id(base, 0)
+    assert run_id(base, 1) != run_id(base, 0)
+
+
+def test_sot_settings_enter_the_key_only_of_runs_that_select_data():
+    from ckt.experiments.sweep import run_id
+
+    base = Config()
+    assert run_id(base.replace(sot_push=4.0), 0) == run_id(base, 0)
+    sot = base.replace(contamination=0.1, selector="sot")
+    assert run_id(sot.replace(sot_push=4.0), 0) != run_id(sot, 0)
+
+
+def test_ints_and_floats_are_the_same_run():
+    from ckt.book.notebook import parameters
+    from ckt.experiments.sweep import run_id
+
+    assert Config(w_kd=1).w_kd == 1.0 and isinstance(Config(w_kd=1).w_kd, float)
+    assert run_id(Config(w_kd=1, eps=0), 0) == run_id(Config(w_kd=1.0, eps=0.0), 0)
+    # papermill -p weights "[0, 1, 4]" reuses the rows of the default [0.0, 1.0, 4.0]
+    knobs, base = parameters({"weights": "[0, 1, 4]"}, "02_kd_weight")
+    assert knobs["weights"] == [0.0, 1.0, 4.0] and all(isinstance(w, float) for w in knobs["weights"])
+    ids = [run_id(base.replace(w_kd=w), 0) for w in knobs["weights"]]
+    assert ids == [run_id(Config(w_kd=w), 0) for w in (0.0, 1.0, 4.0)]

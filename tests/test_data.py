@@ -14,12 +14,11 @@ import zipfile
 import pandas as pd
 import pytest
 
-from ckt.data import artifacts as A
 from ckt import data as D
+from ckt.data import artifacts as A
 from ckt.data import benchmark as B
 from ckt.data import prompts as P
 from ckt.errors import CktError, DataError
-
 
 # ----------------------------------------------------------------------------- fake artifacts
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from ckt.errors import ConfigError
 from ckt.core.losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, soft_labels, total_loss
+from ckt.errors import ConfigError
 
 
 def t(*rows):

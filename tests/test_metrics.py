@@ -7,9 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
+from ckt.core.metrics import (
+    accuracy,
+    alignment_stability,
+    format_ci,
+    kd_alignment,
+    macro_f1,
+    mean_ci,
+    noise_robustness,
+    overall_safety,
+    summarize,
+)
 from ckt.errors import ConfigError
-from ckt.core.metrics import (accuracy, alignment_stability, format_ci, kd_alignment, macro_f1, mean_ci,
-                         noise_robustness, overall_safety, summarize)
 
 
 def test_accuracy_by_hand():

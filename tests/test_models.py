@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from ckt.data import cache
-from ckt.errors import ModelError
 from ckt.core.features import encode, length_batches, pad_batch, shuffled_length_batches
 from ckt.core.models import Encoder, add_lora, make_head, mean_pool, resolve_model
+from ckt.data import cache
+from ckt.errors import ModelError
 
 
 def tiny_bert() -> BertModel:

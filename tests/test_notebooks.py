@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ckt.book import build as book_build
-from ckt.book.check import broken_links, chapter_pages, check_page, notebook_buttons
 from ckt.book import chapters
 from ckt.book.chapters import CHAPTERS as NOTEBOOKS
+from ckt.book.check import broken_links, chapter_pages, check_page, notebook_buttons
 from ckt.book.sources import out_of_sync, synced
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,19 @@ import pytest
 import torch
 
 from ckt.errors import ModelError
-from ckt.safety_patch.patch import (attach, detach, merge, orthogonality, refusal_sft, reply_loss, max_diff, save_patch, sft_batch,
-                       subspace_overlap, weight_deltas)
+from ckt.safety_patch.patch import (
+    attach,
+    detach,
+    max_diff,
+    merge,
+    orthogonality,
+    refusal_sft,
+    reply_loss,
+    save_patch,
+    sft_batch,
+    subspace_overlap,
+    weight_deltas,
+)
 from ckt.safety_patch.refusal import is_refusal, refusal_rate
 
 

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckt.errors import ConfigError
 from ckt.core.perturb import PerturbSpec, make_delta, per_example_norm, project
+from ckt.errors import ConfigError
 
 torch.set_default_dtype(torch.float32)
 

@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from ckt.book import build as book_build
-from ckt.book.check import broken_links
-from ckt.errors import ConfigError
 from ckt.book.chapters import CHAPTERS as NOTEBOOKS
 from ckt.book.chapters import smoke_parameters
+from ckt.book.check import broken_links
 from ckt.book.notebook import parameters
 from ckt.book.sources import repository_url, setup_cell_source
+from ckt.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

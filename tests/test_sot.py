@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckt.data import harmful_pools
-from ckt.sot.contamination import contaminate, n_contaminants
 from ckt.errors import ConfigError
+from ckt.sot.contamination import contaminate, n_contaminants
 from ckt.sot.weights import entropic_ot, pair_embedding, selection_metrics, selector_scores, sot_weights, sq_cost, top_k
 
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from ckt.config import REGIMES
-from ckt.errors import ConfigError, TrainingDiverged
-from ckt.experiments import prepare_run, run, run_seed, summary
 from ckt.core.student import make_student
 from ckt.core.train import apply_step, fit
+from ckt.errors import ConfigError, TrainingDiverged
+from ckt.experiments import prepare_run, run, run_seed, summary
 
 METRICS = ["accuracy", "macro_f1", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety"]
 

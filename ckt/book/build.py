@@ -97,14 +97,19 @@ def papermill_command(name: str, values: dict) -> str:
 
 
 def parameters_page() -> str:
-    """Markdown tables of every notebook's own parameters and every Config field (from the code)."""
-    from ..config import describe
+    """Markdown tables of every chapter's own parameters and every Config field by section (from the code)."""
+    from ..config import SECTIONS, describe
+
     lines = []
     for name, spec in CHAPTERS.items():
         lines += [f"### `{name}`: {spec.title}", "", *_knob_table(spec.knobs), ""]
-    lines += ["### Config fields (every chapter, and `ckt train --set`)", "",
-              "| parameter | default | valid | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{r['name']}` | `{r['default']}` | {r['valid']} | {r['help']} |" for r in describe()]
+    rows = describe()
+    lines += ["### Config fields (every chapter, and `ckt train --set`), by section", ""]
+    for section, title in SECTIONS.items():
+        lines += [f"#### `{section}`: {title}", "", "| parameter | default | valid | meaning |", "|---|---|---|---|"]
+        lines += [f"| `{r['name']}` | `{r['default']}` | {r['valid']} | {r['help']} |" for r in rows
+                  if r["section"] == section]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 

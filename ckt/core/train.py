@@ -22,13 +22,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..config import Config
-from .distributed import data_parallel, shard
 from ..errors import ConfigError, TrainingDiverged
+from .distributed import data_parallel, shard
 from .features import pad_batch, shuffled_length_batches, tokenize
 from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, total_loss
 from .perturb import PerturbSpec, fgsm_step, make_delta
-from .student import trainable
 from .seeding import seed_everything
+from .student import trainable
 
 
 @dataclass
@@ -134,7 +134,7 @@ def fit(student, cfg: Config, *, y: torch.Tensor, teacher_logits: torch.Tensor, 
     ids = tokenize(student.tokenizer, texts, cfg.max_length) if student.mode != "feature" else None
     objective, rank, size = data_parallel(student, loss_terms, cfg, spec)  # DDP under torchrun
     start = time.perf_counter()
-    for epoch in tqdm(range(cfg.epochs), desc=f"{cfg.regime} seed {seed}", disable=not progress, leave=False):
+    for _epoch in tqdm(range(cfg.epochs), desc=f"{cfg.regime} seed {seed}", disable=not progress, leave=False):
         batches = (feature_batches(x, y, t, cfg.batch_size, gen, device) if ids is None else
                    token_batches(ids, student.tokenizer.pad_token_id, y, t, cfg.batch_size, gen, device))
         sums: dict[str, float] = {}

@@ -4,9 +4,22 @@ The ground floor of ckt: it imports nothing from the method, SOT, the LLM patch 
 """
 
 from .artifacts import ARTIFACTS, Artifact, artifact_path, fetch, list_members, read_member, sha256_file
-from .benchmark import (DOMAINS, REPREPARE, SHIFT_DOMAIN, SPLITS, VADER_THRESHOLD, Benchmark, build_benchmark,
-                        deduplicate, load_split, normalize_text, parse_vader, prepare_benchmark, vader_binary,
-                        version_key)
+from .benchmark import (
+                        DOMAINS,
+                        REPREPARE,
+                        SHIFT_DOMAIN,
+                        SPLITS,
+                        VADER_THRESHOLD,
+                        Benchmark,
+                        build_benchmark,
+                        deduplicate,
+                        load_split,
+                        normalize_text,
+                        parse_vader,
+                        prepare_benchmark,
+                        vader_binary,
+                        version_key,
+)
 from .cache import cached_tensors, hash_key, texts_key
 from .noise import inject_label_noise, inject_text_noise
 from .prompts import HARMFUL_SOURCES, harmful_pools, load_harmful, load_refusal_set

@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import ARTIFACTS, read_member, sha256_file
 from ..errors import ConfigError, DataError
-from ..paths import offline, subdir
+from ..paths import subdir
+from .artifacts import ARTIFACTS, read_member, sha256_file
 
 VADER_THRESHOLD = 0.5  # |mean human score| >= 0.5 gives a binary label; the rest is dropped
 DOMAINS = ("movies", "tweets", "products", "editorials")

@@ -15,10 +15,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from .artifacts import list_members, read_member
 from .benchmark import REPREPARE
 from .tables import parse_jsonl
-from ..errors import DataError
 
 POOL_SEED = 0
 HELDOUT_HARMFUL = 400  # harmful prompts never mixed in nor used as a reference

@@ -18,6 +18,7 @@ from ..errors import DataError
 from ..paths import offline
 from .benchmark import LABEL_WORDS, SPLITS, load_split
 
+
 def parse_jsonl(raw: str, where: str) -> list[dict]:
     """One JSON object per non-blank line; a bad line raises a DataError naming its number."""
     records = []

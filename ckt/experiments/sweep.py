@@ -20,18 +20,26 @@ from typing import Iterable, Mapping
 import pandas as pd
 from tqdm import tqdm
 
-from ..data.cache import hash_key
 from ..config import Config
+from ..data.cache import hash_key
 from ..errors import DataError
+from ..sot.selection import uses_selection
 from .run import Prepared, prepare_run, run_seed
 
-# fields that change what prepare() builds; everything else only changes the student's training
-PREP_FIELDS = ("dataset", "train_size", "domains", "label_noise", "text_noise", "backbone", "max_length",
-               "teacher_epochs", "teacher_pool", "teacher_lr", "eval_text_noise", "eval_size")
+# The config sections a CKT run reads (ckt.config.SECTIONS); SOT's only when it selects data.
+# The LLM-patch section is read by no results row, so none of its settings is part of a run key.
+RUN_SECTIONS = ("data", "teacher", "student", "perturbation", "evaluation", "runtime")
+# the sections that change what prepare_run() builds (data, teacher, features, the evaluation set)
+PREP_SECTIONS = ("data", "teacher", "evaluation")
+
+
+def run_sections(cfg: Config) -> tuple[str, ...]:
+    """The sections whose fields can change this run's numbers."""
+    return (*RUN_SECTIONS, "sot") if uses_selection(cfg) else RUN_SECTIONS
 
 
 def prep_key(cfg: Config) -> str:
-    return hash_key({f: getattr(cfg, f) for f in PREP_FIELDS})
+    return hash_key({s: cfg.section(s, keyed_only=True) for s in PREP_SECTIONS})
 
 
 # the code that computes a results row: the ground floor, the data, the method, SOT and the
@@ -55,10 +63,9 @@ def code_version(everything: bool = False) -> str:
 
 
 def run_id(cfg: Config, seed: int) -> str:
-    """Identity of one run: the full config, the seed and the code version."""
-    d = cfg.to_dict()
-    d.pop("seeds")
-    return hash_key(d, seed, code_version())[:16]
+    """Identity of one run: the keyed fields of the sections it reads, the seed and the code version.
+    Floats are normalised by Config (``w_kd=1`` is ``w_kd=1.0``), so both spell the same run."""
+    return hash_key({s: cfg.section(s, keyed_only=True) for s in run_sections(cfg)}, seed, code_version())[:16]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

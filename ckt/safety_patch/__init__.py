@@ -5,10 +5,32 @@ depend on it.
 """
 
 from .llm import load_llm, resolve_llm, smollm_folder
-from .patch import (attach, detach, max_diff, merge, orthogonality, probe_logits, refusal_sft, reply_loss, save_patch,
-                    sft_batch, subspace_overlap, weight_deltas)
-from .refusal import (PatchData, chat, encode_left_padded, evaluate_llm, generate, is_refusal, patch_data, perplexity,
-                      refusal_rate, sentiment_accuracy)
+from .patch import (
+                    attach,
+                    detach,
+                    max_diff,
+                    merge,
+                    orthogonality,
+                    probe_logits,
+                    refusal_sft,
+                    reply_loss,
+                    save_patch,
+                    sft_batch,
+                    subspace_overlap,
+                    weight_deltas,
+)
+from .refusal import (
+                    PatchData,
+                    chat,
+                    encode_left_padded,
+                    evaluate_llm,
+                    generate,
+                    is_refusal,
+                    patch_data,
+                    perplexity,
+                    refusal_rate,
+                    sentiment_accuracy,
+)
 
 __all__ = [
     "load_llm", "resolve_llm", "smollm_folder", "attach", "detach", "max_diff", "merge", "orthogonality",

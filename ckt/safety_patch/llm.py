@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ..core.models import check_model_folder
 from ..data.artifacts import fetch
 from ..errors import ModelError
-from ..core.models import check_model_folder
 from ..paths import offline, subdir
 
 SMOLLM = "smollm2"

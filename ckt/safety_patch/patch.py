@@ -27,8 +27,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .refusal import chat, encode_left_padded
 from ..core.seeding import seed_everything
+from .refusal import chat, encode_left_padded
 
 
 def sft_batch(tokenizer, prompts: list[str], responses: list[str], max_length: int = 256) -> dict[str, torch.Tensor]:

@@ -18,11 +18,12 @@ seed; the clean training set does not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
 from ..data.prompts import harmful_pools
+from ..errors import DataError
 
 HARMFUL_LABEL = 1      # the poisoned label: harmful request → "positive"
 

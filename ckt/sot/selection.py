@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ def uses_selection(cfg: Config) -> bool:
     return cfg.contamination > 0 or cfg.selector != "none"
 
 
-def lookuplookup_rows(compute, pools: list[list[str]], wanted: list[str]) -> torch.Tensor:
+def lookup_rows(compute, pools: list[list[str]], wanted: list[str]) -> torch.Tensor:
     """``compute(pool)`` (cached per pool) looked up for ``wanted`` texts: a per-seed subset
     reuses the pools' cache instead of computing a new one."""
     where = {}
@@ -65,7 +65,13 @@ def score_mixture(prep: PreparedData, cfg: Config, seed: int) -> Scored:
     mix = contaminate(train, prep.val, cfg.contamination_kind, cfg.contamination, cfg.safe_ref_size,
                       cfg.harm_ref_size, seed)
     pools = [prep.train_texts, list(prep.val["text"]), *harmful_pools().values()]
-    feats = lambda texts: lookup_rows(lambda pool: features(cfg.backbone, pool, cfg.max_length, progress=False), pools, texts)  # noqa: E731
+
+    def pool_features(pool: list[str]) -> torch.Tensor:
+        return features(cfg.backbone, pool, cfg.max_length, progress=False)
+
+    def feats(texts: list[str]) -> torch.Tensor:
+        return lookup_rows(pool_features, pools, texts)
+
     x_mix = feats(mix.texts)
     t_mix = lookup_rows(prep.teacher_net.logits, pools, mix.texts)
     t0 = time.perf_counter()
