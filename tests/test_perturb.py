@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckt.core.perturb import PerturbSpec, make_delta, per_example_norm, project
+from ckt.core.perturb import PerturbSpec, gaussian_delta, make_delta, per_example_norm, project, start_delta
 from ckt.errors import ConfigError
 
 torch.set_default_dtype(torch.float32)
@@ -108,3 +108,45 @@ def test_bad_specs(kwargs, match):
 def test_fgsm_without_a_loss_is_an_error():
     with pytest.raises(ConfigError, match="loss_fn"):
         make_delta(PerturbSpec("fgsm", 0.1, "l2"), torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_a_point_inside_the_ball_is_left_unchanged_by_projection(norm):
+    d = torch.tensor([[0.3, -0.4], [0.0, 0.1]])  # ‖·‖₂ = 0.5 and 0.1, ‖·‖∞ = 0.4 and 0.1: inside ε = 0.6
+    assert torch.equal(project(d, 0.6, norm), d)
+
+
+def test_linf_pgd_start_is_uniform_per_coordinate_inside_the_box():
+    """Madry et al.: δ₀ ~ U(−ε, ε) independently per coordinate, not ±u·ε with one u per example."""
+    eps = 0.25
+    d = start_delta(torch.zeros(4, 2000), eps, "linf", torch.Generator().manual_seed(0))
+    assert (d.abs() <= eps).all()
+    for row in d:  # one example: many distinct magnitudes spread over the whole box
+        assert len(torch.unique(row.abs())) > 1900
+        assert abs(row.abs().mean().item() - eps / 2) < 0.02  # E|U(−ε, ε)| = ε/2
+        assert (row > 0).float().mean().item() == pytest.approx(0.5, abs=0.05)
+    # a Kolmogorov–Smirnov distance to U(−ε, ε) below its 1% critical value 1.63/√n
+    u = torch.sort(d.flatten()).values
+    n = len(u)
+    cdf = (u + eps) / (2 * eps)
+    ks = torch.maximum(torch.arange(1, n + 1) / n - cdf, cdf - torch.arange(n) / n).max().item()
+    assert ks < 1.63 / n**0.5
+
+
+def test_linf_pgd_start_honours_the_mask():
+    mask = torch.tensor([[[1.0], [0.0], [1.0]]])
+    d = start_delta(torch.zeros(1, 3, 5), 0.1, "linf", torch.Generator().manual_seed(0), mask)
+    assert (d[0, 1] == 0).all() and (d[0, [0, 2]] != 0).all()
+
+
+def test_l2_pgd_start_is_unchanged_uniform_radius_times_a_gaussian_direction():
+    """The L2 default path draws exactly what it drew before the L∞ fix: u ~ U(0, 1) per example, then g ~ N(0, I)."""
+    x, eps = torch.zeros(3, 6), 0.4
+    d = start_delta(x, eps, "l2", torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    u = torch.rand(3, generator=gen).view(-1, 1)
+    g = torch.randn(x.shape, generator=gen)
+    gen = torch.Generator().manual_seed(5)
+    torch.rand(3, generator=gen)
+    assert torch.equal(d, u * gaussian_delta(x, eps, "l2", gen))  # the expression pgd_delta ran before the fix
+    assert torch.allclose(d, u * eps * g / g.norm(dim=1, keepdim=True), atol=1e-7)  # which is u·ε·g/‖g‖₂

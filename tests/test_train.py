@@ -123,3 +123,37 @@ def test_fgsm_from_the_clean_pass_equals_a_separate_fgsm(prep, smoke_cfg):
     delta = make_delta(spec, batch["x"], lambda xp: F.cross_entropy(student.head(xp), batch["y"]))
     expected = noise_robust_loss(student.head(batch["x"]), student.head(batch["x"] + delta), batch["y"], cfg.alpha)
     assert torch.allclose(terms["nr"], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("perturb, random_start", [("fgsm", True), ("pgd", False), ("pgd", True)])
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_smart_term_is_not_zero_whatever_the_ascent_starts_from(perturb, random_start, norm):
+    """At δ = 0 the symmetric KL has zero gradient: an ascent from 0 never moves and SMART would be plain CE.
+
+    SMART (Jiang et al. 2020) always starts from a random δ, so its term is positive under FGSM and PGD alike.
+    """
+    from ckt.config import Config
+    from ckt.core.perturb import PerturbSpec
+    from ckt.core.train import loss_terms, smart_spec
+
+    cfg = Config.from_dict({"regime": "smart", "perturb": perturb, "norm": norm, "eps": 0.1})
+    spec = PerturbSpec(perturb, cfg.eps, norm, steps=cfg.pgd_steps, random_start=random_start)
+    assert smart_spec(spec).kind == "pgd" and smart_spec(spec).random_start
+    torch.manual_seed(0)
+    student = make_student(cfg, 16)
+    gen = torch.Generator().manual_seed(0)
+    batch = {"x": torch.randn(32, 16, generator=gen), "y": torch.randint(0, 2, (32,), generator=gen),
+             "t": torch.randn(32, 2, generator=gen)}
+    terms = loss_terms(student, batch, cfg, spec, torch.Generator().manual_seed(0))
+    assert terms["smart"].item() > 0
+    assert terms["total"].item() > terms["nr"].item()  # the SMART term really enters the objective
+
+
+def test_smart_spec_leaves_gaussian_and_none_alone():
+    from ckt.core.perturb import PerturbSpec
+    from ckt.core.train import smart_spec
+
+    for kind in ("gaussian", "none"):
+        assert smart_spec(PerturbSpec(kind, 0.1, "l2")) == PerturbSpec(kind, 0.1, "l2")
+    fgsm = smart_spec(PerturbSpec("fgsm", 0.3, "linf"))
+    assert (fgsm.steps, fgsm.eta, fgsm.eps, fgsm.norm) == (1, 0.3, 0.3, "linf")  # one FGSM-sized step

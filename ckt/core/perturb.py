@@ -8,7 +8,8 @@ Generators:
 
 - ``gaussian`` — a random direction scaled onto the sphere: ‖δ‖₂ = ε, or ε·sign(g) for L∞;
 - ``fgsm`` — one ascent step from δ = 0: ε·∇/‖∇‖₂ (L2) or ε·sign(∇) (L∞) (Goodfellow et al. 2015);
-- ``pgd`` — random start in the ball, k ascent steps of size η, projection after each (Madry et al. 2018).
+- ``pgd`` — random start in the ball (U(−ε, ε) per coordinate for L∞), k ascent steps of size η,
+  projection after each (Madry et al. 2018).
 
 Every generator returns a detached δ and never leaves gradients on x or on model parameters.
 """
@@ -107,13 +108,26 @@ def fgsm_delta(loss_fn: Callable, x: torch.Tensor, eps: float, norm: str,
     return fgsm_step(_grad_wrt_delta(loss_fn, x, torch.zeros_like(x), mask), eps, norm)
 
 
+def start_delta(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """PGD's random start inside the ε-ball.
+
+    L∞: every coordinate drawn independently from U(−ε, ε), as in Madry et al. (2018).
+    L2: a uniform radius u·ε, u ~ U(0, 1), times a random direction on the unit sphere.
+    """
+    if norm == "linf":
+        u = torch.rand(x.shape, generator=generator, dtype=torch.float32).to(x.device, x.dtype)
+        return _masked(eps * (2 * u - 1), mask).detach()
+    u = torch.rand(x.shape[0], generator=generator).to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+    return u * gaussian_delta(x, eps, norm, generator, mask)  # uniform radius, random direction
+
+
 def pgd_delta(loss_fn: Callable, x: torch.Tensor, spec: PerturbSpec, generator: torch.Generator | None = None,
               mask: torch.Tensor | None = None) -> torch.Tensor:
     """Projected gradient ascent: δ ← Π_ε(δ + η·unit(∇_δ L(x + δ))), ``spec.steps`` times."""
     delta = torch.zeros_like(x)
     if spec.random_start:
-        u = torch.rand(x.shape[0], generator=generator).to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        delta = u * gaussian_delta(x, spec.eps, spec.norm, generator, mask)  # uniform radius, random direction
+        delta = start_delta(x, spec.eps, spec.norm, generator, mask)
     for _ in range(spec.steps):
         g = _grad_wrt_delta(loss_fn, x, delta, mask)
         delta = _masked(project(delta + spec.eta * _unit_step(g, spec.norm), spec.eps, spec.norm), mask)

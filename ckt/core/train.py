@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,19 @@ class TrainStats:
 def train_spec(cfg: Config) -> PerturbSpec:
     """The training perturbation δ of Eq. 4 described by the config."""
     return PerturbSpec(kind=cfg.perturb, eps=cfg.eps, norm=cfg.norm, steps=cfg.pgd_steps)
+
+
+def smart_spec(spec: PerturbSpec) -> PerturbSpec:
+    """SMART's δ always ascends from a random start (Jiang et al. 2020: x̃ = x + noise, ascent, projection).
+
+    At δ = 0 the symmetric KL and its gradient are both zero, so an ascent from 0 never moves and SMART would
+    silently become plain CE. FGSM becomes one step of size ε from PGD's random start; PGD always starts at random.
+    """
+    if spec.kind == "fgsm":
+        return replace(spec, kind="pgd", steps=1, step_size=spec.eps, random_start=True)
+    if spec.kind == "pgd":
+        return replace(spec, random_start=True)
+    return spec
 
 
 def resolve_device(cfg: Config) -> torch.device:
@@ -90,6 +103,7 @@ def loss_terms(student, batch: dict, cfg: Config, spec: PerturbSpec, gen: torch.
         if w["smart"] > 0:  # SMART: δ maximises the divergence from the clean prediction
             target = clean.detach().float()
             objective = lambda xp: smart_loss(target, student.logits_at(xp, batch).float())  # noqa: E731
+            spec = smart_spec(spec)
         else:  # adversarial CE, as in Eq. 4
             objective = lambda xp: F.cross_entropy(student.logits_at(xp, batch).float(), batch["y"])  # noqa: E731
         delta = make_delta(spec, x, objective, generator=gen, mask=mask)

@@ -1,0 +1,170 @@
+"""The book's verdict rules: from a paired :class:`~ckt.verdicts.stats.Difference` to a word.
+
+- "A beats B": the 95% interval of A − B excludes 0 (Holm-corrected when any of several metrics may pass).
+- "A keeps / matches B": TOST equivalence at α = 0.05 — the 90% interval lies inside (−margin, +margin),
+  with the margin of each metric declared before the run in :data:`MARGINS`.
+- Neither decided: "inconclusive", quoted with the minimum detectable difference. One seed: no verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from .stats import ALPHA, Difference, holm
+
+NOT_ENOUGH = "not enough seeds"
+BEATS_OUTCOMES = ("higher", "lower", "inconclusive", NOT_ENOUGH)
+EQUIVALENCE_OUTCOMES = ("equivalent", "different", "inconclusive", NOT_ENOUGH)
+CLAIM_VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "inconclusive",
+                  "not enough seeds for a verdict")
+OPPOSITE = {"higher": "lower", "lower": "higher", "equivalent": "different", "different": "equivalent"}
+
+# Equivalence margins, declared before any run: a difference inside ±margin is too small to matter.
+# Units are those of the metric: percentage points for every rate, nats per token for the log-likelihood.
+MARGINS = {
+    "accuracy": 1.0,
+    "macro_f1": 1.0,
+    "kd_alignment": 1.0,
+    "noise_robustness": 1.0,
+    "alignment_stability": 1.0,
+    "overall_safety": 1.0,
+    "refusal": 2.0,
+    "jailbreak_refusal": 2.0,
+    "over_refusal": 2.0,
+    "helpfulness_loglik": 0.05,
+    "harmful_recall": 2.0,
+}
+UNITS = {"helpfulness_loglik": "nats/token"}  # every other metric: percentage points
+
+
+def unit(metric: str) -> str:
+    """The unit a metric and its margin are stated in: 'pp' (percentage points) unless listed in UNITS."""
+    return UNITS.get(metric, "pp")
+
+
+def margins_table(margins: Mapping[str, float] = MARGINS) -> str:
+    """The declared margins as a Markdown table (metric, margin, unit), in declaration order, for the book."""
+    rows = [f"| {m} | ±{v:g} | {'percentage points' if unit(m) == 'pp' else unit(m)} |" for m, v in margins.items()]
+    return "\n".join(["| metric | equivalence margin | unit |", "|---|---|---|", *rows])
+
+
+def compare_beats(diff: Difference) -> str:
+    """"higher" if the 95% interval of A − B lies above 0, "lower" if below, else "inconclusive".
+
+    With fewer than two seeds (or no items, or NaN): "not enough seeds", never a direction.
+    """
+    if not diff.enough:
+        return NOT_ENOUGH
+    if diff.ci_low > 0:
+        return "higher"
+    if diff.ci_high < 0:
+        return "lower"
+    return "inconclusive"
+
+
+def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA) -> dict[str, str]:
+    """:func:`compare_beats` for a family of metrics any one of which could pass a claim, Holm-corrected.
+
+    Metric j is "higher"/"lower" (by the sign of its estimate) only if Holm's step-down test rejects its
+    hypothesis of no difference at family-wise ``alpha``, using the bootstrap p-values; otherwise
+    "inconclusive". Metrics without enough seeds are "not enough seeds" and stay out of the family.
+    """
+    ready = [m for m, d in diffs.items() if d.enough]
+    rejected = dict(zip(ready, holm([diffs[m].p_value for m in ready], alpha), strict=True))
+    out = {}
+    for m, d in diffs.items():
+        if not d.enough:
+            out[m] = NOT_ENOUGH
+        elif rejected[m]:
+            out[m] = "higher" if d.estimate > 0 else "lower"
+        else:
+            out[m] = "inconclusive"
+    return out
+
+
+def compare_equivalent(diff: Difference, margin: float) -> str:
+    """TOST at α = 0.05: "equivalent" iff the 90% interval of A − B lies inside (−margin, +margin).
+
+    Otherwise "different" if the 95% interval excludes 0, else "inconclusive"; fewer than two seeds (or no
+    items, or NaN): "not enough seeds". ``margin`` > 0 is the one declared for the metric (:data:`MARGINS`).
+    """
+    if not margin > 0:
+        raise ValueError(f"equivalence margin {margin} must be > 0: declare it in ckt.verdicts.MARGINS")
+    if not diff.enough:
+        return NOT_ENOUGH
+    if -margin < diff.eq_low and diff.eq_high < margin:
+        return "equivalent"
+    if diff.ci_low > 0 or diff.ci_high < 0:
+        return "different"
+    return "inconclusive"
+
+
+def stance(outcome: str, expected: str) -> str:
+    """How one comparison bears on a claim that expects ``expected`` ("higher", "lower", "equivalent", …).
+
+    "supports" if outcome == expected; "contradicts" if it is the opposite (higher ↔ lower, equivalent ↔
+    different); the outcome itself ("inconclusive" or "not enough seeds") otherwise.
+    """
+    if expected not in OPPOSITE:
+        raise ValueError(f"a claim expects one of {sorted(OPPOSITE)}, not {expected!r}")
+    possible = BEATS_OUTCOMES if expected in ("higher", "lower") else EQUIVALENCE_OUTCOMES
+    if outcome not in possible:
+        raise ValueError(f"outcome {outcome!r} cannot be read against {expected!r}: expected one of {possible}")
+    if outcome == expected:
+        return "supports"
+    return "contradicts" if outcome == OPPOSITE[expected] else outcome
+
+
+def claim_verdict(outcomes: Sequence[str], expected: str | Sequence[str] = "higher") -> str:
+    """One verdict for a claim from its comparisons' outcomes (``expected``: one word, or one per outcome).
+
+    Rule, on the :func:`stance` of each comparison:
+
+    - any comparison without enough seeds → "not enough seeds for a verdict";
+    - all support → "reproduced";
+    - some support (with or without some contradicting) → "partly reproduced";
+    - none supports and at least one contradicts → "not reproduced";
+    - none supports and none contradicts (all inconclusive) → "inconclusive".
+    """
+    if not outcomes:
+        raise ValueError("a claim needs at least one comparison")
+    expectations = [expected] * len(outcomes) if isinstance(expected, str) else list(expected)
+    if len(expectations) != len(outcomes):
+        raise ValueError(f"{len(outcomes)} outcomes but {len(expectations)} expectations")
+    stances = [stance(o, e) for o, e in zip(outcomes, expectations, strict=True)]
+    if NOT_ENOUGH in stances:
+        return "not enough seeds for a verdict"
+    supporting = stances.count("supports")
+    if supporting == len(stances):
+        return "reproduced"
+    if supporting:
+        return "partly reproduced"
+    return "not reproduced" if "contradicts" in stances else "inconclusive"
+
+
+def describe_difference(diff: Difference, metric: str, margin: float | None = None, test: str = "beats") -> str:
+    """One sentence with the numbers a verdict rests on: effect, 95% (and 90%) interval, margin, p and n.
+
+    ``test`` is "beats" (:func:`compare_beats`) or "equivalent" (:func:`compare_equivalent`, margin defaulting
+    to the declared one). An inconclusive result quotes its minimum detectable difference.
+    """
+    if test not in ("beats", "equivalent"):
+        raise ValueError(f"test must be 'beats' or 'equivalent', not {test!r}")
+    margin = MARGINS.get(metric) if margin is None else margin
+    u = unit(metric)
+    n = f"n = {diff.n_seeds} seed{'s' * (diff.n_seeds != 1)} × {diff.n_items} item{'s' * (diff.n_items != 1)}"
+    if not diff.enough:
+        return f"{metric}: {n}: not enough seeds for a verdict."
+    if test == "equivalent":
+        if margin is None:
+            raise ValueError(f"no equivalence margin declared for {metric!r}: add it to ckt.verdicts.MARGINS")
+        outcome = compare_equivalent(diff, margin)
+    else:
+        outcome = compare_beats(diff)
+    text = (f"{metric}: difference {diff.estimate:+.2f} {u} (95% CI {diff.ci_low:+.2f} to {diff.ci_high:+.2f}; "
+            f"90% CI {diff.eq_low:+.2f} to {diff.eq_high:+.2f}")
+    text += f" vs margin ±{margin:g} {u})" if margin is not None else ")"
+    text += f", p = {diff.p_value:.2g}, {n}: {outcome}"
+    if outcome == "inconclusive":
+        text += f" (minimum detectable difference {diff.mdd:.2f} {u})"
+    return text + "."
