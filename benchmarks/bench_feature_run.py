@@ -22,14 +22,16 @@ def main() -> None:
     with timer() as t:
         student = make_student(cfg, prep.x_train.shape[1])
         stats = fit(student, cfg, y=prep.y_train, teacher_logits=prep.t_train, seed=0, x=prep.x_train)
-    report(f"feature-mode CKT fit ({len(prep.y_train)} ex x {cfg.epochs} ep, {stats.steps} steps)", t(), "s", "budget <= 2 s")
+    report(f"feature-mode CKT fit ({len(prep.y_train)} ex x {cfg.epochs} ep, {stats.steps} steps)", t(), "s",
+           "budget <= 2 s")
     with timer() as t:
         run_seed(prep, 1, cfg)
     report("feature-mode CKT fit + full evaluation suite", t(), "s")
     for regime in ("ce", "kd", "adv"):
         c = cfg.replace(regime=regime)
         with timer() as t:
-            fit(make_student(c, prep.x_train.shape[1]), c, y=prep.y_train, teacher_logits=prep.t_train, seed=0, x=prep.x_train)
+            fit(make_student(c, prep.x_train.shape[1]), c, y=prep.y_train, teacher_logits=prep.t_train, seed=0,
+                x=prep.x_train)
         report(f"  same fit, regime={regime}", t(), "s")
     report("peak RSS", peak_rss_mib(), "MiB")
     print(f"torch threads: {torch.get_num_threads()}")

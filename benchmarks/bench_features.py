@@ -18,7 +18,8 @@ from ckt.data import load_split
 def plain_forward(encoder, tokenizer, texts, max_length, batch_size):
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        enc = tokenizer(texts[i:i + batch_size], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
         hidden = encoder.backbone(**enc).last_hidden_state
         out.append(torch.nn.functional.normalize(mean_pool(hidden, enc["attention_mask"]), dim=-1))
     return torch.cat(out)

@@ -108,7 +108,8 @@ def cmd_train(args) -> int:
         table.to_csv(tmp / "records.csv", index=False)
         (tmp / "metrics.json").write_text(json.dumps({"records": records, "summary": summ.to_dict("records")},
                                                      indent=2, default=float))
-    print(f"teacher test accuracy: {prep.teacher['teacher_accuracy']:.1f}%  ({prep.teacher['teacher_n_train']} pool examples)")
+    print(f"teacher test accuracy: {prep.teacher['teacher_accuracy']:.1f}%  ({prep.teacher['teacher_n_train']} pool "
+          f"examples)")
     print(f"{cfg.regime}, {len(cfg.seeds)} seeds (mean ± 95% CI):")
     row = summ.iloc[0]
     for m in REPORTED:
@@ -126,7 +127,8 @@ def cmd_predict(args) -> int:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise DataError(f"{run_dir} is not a training run (no config.yaml): pass the folder given to `ckt train --save`")
+        raise DataError(f"{run_dir} is not a training run (no config.yaml): "
+                        "pass the folder given to `ckt train --save`")
     cfg = Config.from_yaml(run_dir / "config.yaml")
     seed = cfg.seeds[0] if args.seed is None else args.seed
     texts = _read_texts(Path(args.input))

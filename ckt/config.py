@@ -281,7 +281,9 @@ def _valid_text(f: dataclasses.Field) -> str:
         return "one of " + ", ".join(m["choices"])
     if m["each"] is not None:
         each = m["each"]
-        return f"a list of integers in [{each.start}, {each.stop - 1}]" if isinstance(each, range) else "a list of " + ", ".join(each)
+        if isinstance(each, range):
+            return f"a list of integers in [{each.start}, {each.stop - 1}]"
+        return "a list of " + ", ".join(each)
     return "any string"
 
 

@@ -19,7 +19,8 @@ def test_compare_calls_a_difference_only_when_the_intervals_do_not_overlap(a, a_
 
 
 def test_worded():
-    assert [worded(c, "adv") for c in ("higher", "lower", "tied")] == ["higher than adv", "lower than adv", "tied with adv"]
+    assert [worded(c, "adv") for c in ("higher", "lower", "tied")] == ["higher than adv", "lower than adv",
+                                                                       "tied with adv"]
 
 
 def test_overall_verdict():

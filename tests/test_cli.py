@@ -38,7 +38,8 @@ def test_train_prints_the_metric_table_and_saves_the_run(trained):
 def test_predict_labels_new_texts(trained, tmp_path):
     out, _ = trained
     texts = tmp_path / "texts.csv"
-    pd.DataFrame({"text": ["an utterly delightful, moving film", "the battery died after a day, awful"]}).to_csv(texts, index=False)
+    pd.DataFrame({"text": ["an utterly delightful, moving film", "the battery died after a day, awful"]}).to_csv(texts,
+                                                                                                                 index=False)
     preds = tmp_path / "preds.csv"
     ckt("predict", str(out), "--input", str(texts), "--output", str(preds))
     df = pd.read_csv(preds)

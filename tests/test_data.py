@@ -226,7 +226,8 @@ def test_load_table_csv_and_jsonl(tmp_path):
     df = D.load_table(tmp_path / "a.csv")
     assert df["label"].tolist() == [1, 0, 1] and df["domain"].tolist() == ["local"] * 3
     assert df["extra"].tolist() == ["x", "y", "z"]
-    (tmp_path / "b.jsonl").write_text('{"text": "fine", "label": 1, "domain": "mine"}\n\n{"text": "no", "label": "0"}\n')
+    (tmp_path / "b.jsonl").write_text('{"text": "fine", "label": 1, "domain": "mine"}\n\n'
+                                      '{"text": "no", "label": "0"}\n')
     df = D.load_table(tmp_path / "b.jsonl")
     assert df["label"].tolist() == [1, 0] and df["domain"].iloc[0] == "mine"
 

@@ -18,7 +18,8 @@ RUN = {**SMOKE, "seeds": [0], "train_size": 16, "epochs": 1, "batch_size": 8, "e
 
 def _train(out, mode, processes):
     sets = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in {**RUN, "mode": mode}.items()]
-    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
+                                          f"--nproc_per_node={processes}"]
     cmd = [sys.executable, *launcher, "-m", "ckt.cli", "train", *sets, "--save", str(out), "--quiet"]
     env = {**os.environ, "CKT_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)

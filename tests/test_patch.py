@@ -64,7 +64,8 @@ def test_sft_labels_cover_only_the_reply(tokenizer):
 
 
 def test_reply_loss_equals_the_models_own_loss_over_the_whole_sequence(tiny, tokenizer):
-    batch = sft_batch(tokenizer, ["Say hi", "A much longer prompt than the first one"], ["No.", "I can't help with it."])
+    batch = sft_batch(tokenizer, ["Say hi", "A much longer prompt than the first one"], ["No.",
+                                                                                         "I can't help with it."])
     with torch.no_grad():
         assert float(reply_loss(tiny, batch)) == pytest.approx(float(tiny(**batch).loss), rel=1e-5)
 

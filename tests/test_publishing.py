@@ -39,7 +39,8 @@ def test_workflows_pass_actionlint():
 def test_actionlint_rejects_a_broken_workflow(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ github.nosuchcontext }}\n      - uses: actions/checkout@v4\n        run: echo both\n")
+                   "      - run: echo ${{ github.nosuchcontext }}\n      - uses: actions/checkout@v4\n        run: "
+                   "echo both\n")
     proc = actionlint(bad)
     assert proc.returncode == 1 and "bad.yml" in proc.stdout
 
@@ -163,14 +164,16 @@ def test_link_checker_finds_missing_files_and_anchors(tmp_path):
     (tmp_path / "sub" / "fig.png").write_bytes(b"")
     checked, problems = broken_links(tmp_path)
     assert checked == 6  # the external link is not followed
-    assert problems == ["index.html -> sub/page.html#gone (no anchor #gone)", "index.html -> missing.html (missing file)"]
+    assert problems == ["index.html -> sub/page.html#gone (no anchor #gone)", "index.html -> missing.html (missing "
+                                                                              "file)"]
 
 
 def test_button_check_names_what_a_notebook_page_lacks():
     from ckt.book.check import notebook_buttons
 
     page = "book/executed/02_kd_weight.html"
-    good = ('<a href="../../_sources/book/executed/02_kd_weight.ipynb" target="_blank"\n class="btn btn-sm btn-download-source-button">'
+    good = ('<a href="../../_sources/book/executed/02_kd_weight.ipynb" target="_blank"\n class="btn btn-sm '
+            'btn-download-source-button">'
             '<a href="https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/02_kd_weight.ipynb">'
             '<a href="https://colab.research.google.com/github/o/r/blob/main/notebooks/02_kd_weight.ipynb">')
     assert notebook_buttons(good, page) == []

@@ -29,7 +29,8 @@ def test_transport_of_two_points_matches_hand_solution():
         expected = np.array([[0.5 - x, x], [x, 0.5 - x]])
         np.testing.assert_allclose(plan, expected, atol=1e-6)
         # value = ⟨P, C⟩ + ε Σ P (log P − 1)
-        assert value == pytest.approx((expected * cost).sum() + eps * (expected * (np.log(expected) - 1)).sum(), abs=1e-5)
+        assert value == pytest.approx((expected * cost).sum() + eps * (expected * (np.log(expected) - 1)).sum(),
+                                      abs=1e-5)
         assert f.mean() == pytest.approx(0.0, abs=1e-12)
         costs.append((plan * cost).sum())
     # as ε shrinks the plan tends to the unregularised answer: the uncrossed plan, of cost 1

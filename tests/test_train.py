@@ -66,7 +66,8 @@ def test_a_non_finite_step_is_skipped_and_leaves_weights_untouched():
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     assert not apply_step((w * float("nan")).sum(), [w], opt, scaler, 1.0)
     assert torch.equal(w.detach(), torch.ones(3))
-    assert not apply_step((w * torch.tensor([1.0, float("inf"), 1.0])).sum() * 0 + (w * w).sum() * float("inf"), [w], opt, scaler, 1.0)
+    assert not apply_step((w * torch.tensor([1.0, float("inf"), 1.0])).sum() * 0 + (w * w).sum() * float("inf"), [w],
+                          opt, scaler, 1.0)
     assert torch.equal(w.detach(), torch.ones(3))
     assert apply_step((w * w).sum(), [w], opt, scaler, 1.0)
     assert not torch.equal(w.detach(), torch.ones(3))

@@ -155,7 +155,8 @@ def stage(root: Path) -> None:
             continue
         dst = root / item
         if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("executed", "_build", "__pycache__"))
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("executed", "_build",
+                                                                                        "__pycache__"))
         else:
             shutil.copy2(src, dst)
 

@@ -69,7 +69,8 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
             overrides[key] = value
         else:
             close = difflib.get_close_matches(key, [*spec.knobs, *fields], n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"this notebook takes {', '.join(spec.knobs)} and any Config field"
+            takes = f"this notebook takes {', '.join(spec.knobs)} and any Config field"
+            hint = f"did you mean '{close[0]}'?" if close else takes
             raise ConfigError(f"unknown parameter '{key}' for notebook {name}: {hint}")
     for key, knob in spec.knobs.items():
         knobs.setdefault(key, knob.default)
@@ -97,8 +98,10 @@ def _check_knob(key: str, value: Any, knob: Knob) -> Any:
             raise ConfigError(f"{key}={value!r} must be a non-empty list: {knob.help}")
         for item in value:
             if isinstance(knob.each[0], (int, float)) and not isinstance(knob.each[0], bool):
-                if isinstance(item, bool) or not isinstance(item, (int, float)) or not knob.each[0] <= item <= knob.each[1]:
-                    raise ConfigError(f"{key} has {item!r}: each value must be in [{knob.each[0]}, {knob.each[1]}] ({knob.help})")
+                if isinstance(item, bool) or not isinstance(item, (int,
+                                                                   float)) or not knob.each[0] <= item <= knob.each[1]:
+                    raise ConfigError(f"{key} has {item!r}: each value must be in [{knob.each[0]}, {knob.each[1]}] "
+                                      f"({knob.help})")
             elif item not in knob.each:
                 raise ConfigError(f"{key} has {item!r}: choose from {', '.join(map(str, knob.each))}")
     if knob.range is not None and (isinstance(value, bool) or not isinstance(value, (int, float))

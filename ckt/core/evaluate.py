@@ -1,4 +1,4 @@
-"""The evaluation suite behind every number in the book (DESIGN 'Metrics').
+"""The evaluation suite behind every number in the book (the method page of the book, 'Metrics').
 
 For a trained student and the test split:
 

@@ -43,7 +43,8 @@ def resolve_model(name: str) -> str:
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
             raise ModelError(f"packaged model '{name}' is not installed: run `make install` or `{pip_line}`")
-        return str(check_model_folder(Path(spec.origin).parent / sub, fix=f"reinstall it with `{pip_line} --force-reinstall`"))
+        return str(check_model_folder(Path(spec.origin).parent / sub, fix=f"reinstall it with `{pip_line} "
+                                                                          f"--force-reinstall`"))
     path = Path(name).expanduser()
     if path.exists():
         return str(check_model_folder(path, fix="point to a folder holding config.json and model.safetensors"))
@@ -100,7 +101,8 @@ def load_backbone(name: str, device: str | torch.device = "cpu", attn_implementa
         model = AutoModel.from_pretrained(resolved, use_safetensors=True, **extra)
     except Exception as err:  # noqa: BLE001 - transformers raises many types; the user needs one line
         detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ModelError(f"could not load model '{name}' from {resolved} ({detail}): reinstall it or pass another backbone") from None
+        raise ModelError(f"could not load model '{name}' from {resolved} ({detail}): reinstall it or pass another "
+                         f"backbone") from None
     return tokenizer, model.to(device).eval()
 
 

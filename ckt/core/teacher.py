@@ -49,7 +49,8 @@ def _build(spec: TeacherSpec) -> tuple[object, Classifier]:
     return tokenizer, Classifier(encoder, torch.nn.Linear(encoder.dim, 2))
 
 
-def fine_tune(spec: TeacherSpec, texts: list[str], labels: list[int], progress: bool = True) -> tuple[object, Classifier, dict]:
+def fine_tune(spec: TeacherSpec, texts: list[str], labels: list[int], progress: bool = True) -> tuple[object,
+                                                                                                      Classifier, dict]:
     """Full fine-tuning (every backbone weight and the head) with AdamW and linear decay."""
     seed_everything(spec.seed)
     tokenizer, model = _build(spec)
@@ -103,7 +104,8 @@ def get_teacher(spec: TeacherSpec, texts: list[str], labels: list[int], progress
 
 
 @torch.no_grad()  # not inference_mode: the results feed autograd later (PGD, KD targets)
-def predict_logits(tokenizer, model: Classifier, texts: list[str], max_length: int, batch_size: int = 64) -> torch.Tensor:
+def predict_logits(tokenizer, model: Classifier, texts: list[str], max_length: int,
+                   batch_size: int = 64) -> torch.Tensor:
     """Logits (N, 2) for texts, length-sorted batches, original order restored."""
     ids = tokenize(tokenizer, texts, max_length)
     out = torch.empty(len(ids), 2)

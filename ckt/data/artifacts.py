@@ -27,7 +27,8 @@ from pathlib import Path
 from ..errors import DataError
 from ..paths import offline, subdir
 
-__all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member", "sha256_file"]
+__all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member",
+           "sha256_file"]
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"results table {path} is unreadable ({str(err).splitlines()[0]}): delete it and rerun") from None
+        why = str(err).splitlines()[0]
+        raise DataError(f"results table {path} is unreadable ({why}): delete it and rerun") from None
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
@@ -130,7 +131,8 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
         write_table(done, table)
         have.add(rid)
     # one row per job, labelled by *this* sweep (the same run may have been recorded under other labels)
-    by_id = done.drop(columns=[c for c in done.columns if c.startswith("p_")]).drop_duplicates("run_id").set_index("run_id")
+    labels = [c for c in done.columns if c.startswith("p_")]
+    by_id = done.drop(columns=labels).drop_duplicates("run_id").set_index("run_id")
     rows = [{"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **by_id.loc[rid].to_dict()}
             for labels, _, _, rid in jobs]
     return pd.DataFrame(rows)

@@ -98,7 +98,8 @@ def load_llm(name: str = SMOLLM, device: str | torch.device = "cpu"):
         model = AutoModelForCausalLM.from_pretrained(resolved, use_safetensors=True, dtype=torch.float32)
     except Exception as err:  # noqa: BLE001
         detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise ModelError(f"could not load LLM '{name}' from {resolved} ({detail}): delete the folder and rerun") from None
+        raise ModelError(f"could not load LLM '{name}' from {resolved} ({detail}): "
+                         "delete the folder and rerun") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -59,7 +59,8 @@ def add_lora(model, rank: int, targets: list[str]):
     """Wrap a causal LM with a fresh peft LoRA adapter (alpha = 2·rank, no dropout)."""
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(targets), task_type="CAUSAL_LM")
+    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(targets),
+                        task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

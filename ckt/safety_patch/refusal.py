@@ -80,7 +80,8 @@ def patch_data(train_prompts: int, eval_prompts: int, seed: int = 0) -> PatchDat
     for perplexity and the benchmark's test split for sentiment."""
     rng = np.random.default_rng(seed)
     pools = harmful_pools()
-    prompts = [pools["mix"][i] for i in rng.choice(len(pools["mix"]), min(train_prompts, len(pools["mix"])), replace=False)]
+    prompts = [pools["mix"][i] for i in rng.choice(len(pools["mix"]), min(train_prompts, len(pools["mix"])),
+                                                   replace=False)]
     responses = [REFUSALS[i] for i in rng.integers(0, len(REFUSALS), len(prompts))]
     refusal_set = load_refusal_set()
     benign = list(refusal_set.loc[refusal_set["type"] == "benign", "prompt"]) + list(OWN_BENIGN)
@@ -128,7 +129,8 @@ def perplexity(model, tokenizer, texts: list[str], max_length: int = 128, batch_
     for i in range(0, len(texts), batch_size):
         enc = encode_left_padded(tokenizer, texts[i:i + batch_size], max_length).to(model.device)
         logits = model(**enc).logits[:, :-1].float()
-        target, mask = enc["input_ids"][:, 1:], enc["attention_mask"][:, 1:].bool() & enc["attention_mask"][:, :-1].bool()
+        target, mask = enc["input_ids"][:, 1:], enc["attention_mask"][:, 1:].bool() & enc["attention_mask"][:,
+                                                                                                            :-1].bool()
         nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         total, count = total + float(nll[mask].sum()), count + int(mask.sum())
     return float(np.exp(total / count))
@@ -153,7 +155,8 @@ def sentiment_accuracy(model, tokenizer, texts: list[str], labels: list[int], ba
     return 100.0 * correct / len(texts)
 
 
-def evaluate_llm(model, tokenizer, data: PatchData, max_new_tokens: int) -> tuple[dict[str, float], dict[str, list[str]]]:
+def evaluate_llm(model, tokenizer, data: PatchData, max_new_tokens: int) -> tuple[dict[str, float], dict[str,
+                                                                                                         list[str]]]:
     """The four measurements of the chapter, and the generated responses (for inspection)."""
     harmful = generate(model, tokenizer, data.eval_harmful, max_new_tokens)
     benign = generate(model, tokenizer, data.eval_benign, max_new_tokens)

@@ -58,7 +58,8 @@ def contaminate(train: pd.DataFrame, val: pd.DataFrame, kind: str, rate: float, 
         pools = harmful_pools()
         n_c = min(n_contaminants(len(texts), rate), len(pools["mix"]))
         mixed = [pools["mix"][i] for i in rng.choice(len(pools["mix"]), n_c, replace=False)]
-        harm = [pools["reference"][i] for i in rng.choice(len(pools["reference"]), min(harm_size, len(pools["reference"])), replace=False)]
+        n_ref = min(harm_size, len(pools["reference"]))
+        harm = [pools["reference"][i] for i in rng.choice(len(pools["reference"]), n_ref, replace=False)]
         texts, labels = texts + mixed, np.concatenate([labels, np.full(n_c, HARMFUL_LABEL)])
         contaminant = np.r_[np.zeros(len(train), bool), np.ones(n_c, bool)]
         harm_texts, harm_labels = harm, np.full(len(harm), HARMFUL_LABEL)
