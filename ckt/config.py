@@ -78,6 +78,8 @@ class Config:
     domains: list = _data(list(DOMAINS), "training domains", each=DOMAINS)
     label_noise: float = _data(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
     text_noise: float = _data(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
+    vary_data: bool = _data(True, "each seed draws its own training subset from the train split and its own "
+                            "injected noise (False: one fixed subset and noise for every seed, for teaching)")
     # --- backbone and teacher ---
     backbone: str = _teacher("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
     max_length: int = _teacher(128, "tokens per text", range=(8, 512))
@@ -250,13 +252,13 @@ def describe() -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- helpers
-_TYPES = {"float": (float, int), "int": (int,), "str": (str,), "list": (list, tuple)}
+_TYPES = {"float": (float, int), "int": (int,), "str": (str,), "list": (list, tuple), "bool": (bool,)}
 
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     allowed = _TYPES[kind]
-    if isinstance(value, bool) or not isinstance(value, allowed):
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, allowed):
         raise ConfigError(f"{f.name}={value!r} must be a {kind}: {f.metadata['help']} ({_valid_text(f)})")
     lo_hi, choices, each = f.metadata["range"], f.metadata["choices"], f.metadata["each"]
     if lo_hi is not None and not (lo_hi[0] <= value <= lo_hi[1]):

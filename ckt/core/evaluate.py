@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 
@@ -62,8 +64,30 @@ def suite_logits(student, data: EvalSet, eps: float, seed: int) -> dict[str, tor
     }
 
 
-def evaluate(student, data: EvalSet, eps: float, seed: int = 0) -> dict[str, float]:
-    """All metrics of one trained student (percentages; KL in nats)."""
+def item_scores(logits: dict[str, torch.Tensor], y: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, "np.ndarray"]:
+    """Each reported metric as a mean over test items of a per-item score (so intervals can resample items):
+
+    - accuracy_i = 100·[ŷ_i = y_i];  kd_alignment_i = 100·[ŷ_i = argmax z_T,i];
+    - noise_robustness_i = 100·(1/|S|) Σ_s [ŷ_i^s = y_i];  alignment_stability_i = 100·(1/|S|) Σ_s [ŷ_i^s = ŷ_i];
+    - overall_safety_i = (kd_alignment_i + noise_robustness_i + alignment_stability_i) / 3.
+
+    The mean of each over i is exactly the metric :func:`evaluate` reports.
+    """
+    preds = {k: v.argmax(-1) for k, v in logits.items()}
+    clean = preds.pop("clean")
+    correct = (clean == y).double()
+    agree = (clean == teacher_logits.argmax(-1)).double()
+    robust = torch.stack([(p == y).double() for p in preds.values()]).mean(0)
+    stable = torch.stack([(p == clean).double() for p in preds.values()]).mean(0)
+    items = {"accuracy": correct, "kd_alignment": agree, "noise_robustness": robust, "alignment_stability": stable}
+    items = {k: 100.0 * v for k, v in items.items()}
+    items["overall_safety"] = (items["kd_alignment"] + items["noise_robustness"] + items["alignment_stability"]) / 3
+    return {k: v.numpy() for k, v in items.items()}
+
+
+def evaluate(student, data: EvalSet, eps: float, seed: int = 0, with_items: bool = False):
+    """All metrics of one trained student (percentages; KL in nats); with ``with_items`` also the
+    per-item scores of :func:`item_scores` (and ``shift`` accuracy per shift item)."""
     logits = suite_logits(student, data, eps, seed)
     preds = {k: v.argmax(-1) for k, v in logits.items()}
     y, clean = data.y, preds.pop("clean")
@@ -79,12 +103,16 @@ def evaluate(student, data: EvalSet, eps: float, seed: int = 0) -> dict[str, flo
         "noise_robustness": robustness,
         "alignment_stability": stability,
         "overall_safety": M.overall_safety(agreement, robustness, stability),
+        "predicted_classes": int(len(clean.unique())),
         **{f"acc_{k}": v for k, v in accs.items()},
     }
     for domain in sorted(set(data.domains)):
         mask = torch.tensor([d == domain for d in data.domains])
         out[f"acc_domain_{domain}"] = M.accuracy(y[mask], clean[mask])
+    items = item_scores(logits, y, data.teacher_logits) if with_items else {}
     if data.shift_texts:
         shift_pred = _predict(student.head, student.pooled(data.shift_texts).float()).argmax(-1)
         out["acc_shift"] = M.accuracy(data.shift_y, shift_pred)
-    return out
+        if with_items:
+            items["acc_shift"] = 100.0 * (shift_pred == data.shift_y).double().numpy()
+    return (out, items) if with_items else out

