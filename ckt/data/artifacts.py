@@ -27,7 +27,8 @@ from pathlib import Path
 from ..errors import DataError
 from ..paths import offline, subdir
 
-__all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member", "sha256_file"]
+__all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member",
+           "read_members", "sha256_file"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +181,20 @@ def list_members(name: str, prefix: str = "") -> list[str]:
         with tarfile.open(path, "r:*") as tf:
             names = [m.name for m in tf.getmembers() if m.isfile()]
     return sorted(n for n in names if n.startswith(prefix))
+
+
+def read_members(name: str, prefix: str, suffix: str = "") -> dict[str, bytes]:
+    """Bytes of every regular file in artifact ``name`` whose path starts with ``prefix`` and ends with
+    ``suffix``, by path; the archive is verified and opened once (:func:`read_member` does both per file)."""
+    art = _artifact(name)
+    path = fetch(name)
+    try:
+        if art.binary:
+            with zipfile.ZipFile(path) as zf:
+                return {n: zf.read(n) for n in sorted(zf.namelist())
+                        if not n.endswith("/") and n.startswith(prefix) and n.endswith(suffix)}
+        with tarfile.open(path, "r:*") as tf:
+            return {m.name: tf.extractfile(m).read() for m in tf.getmembers()
+                    if m.isfile() and m.name.startswith(prefix) and m.name.endswith(suffix)}
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise DataError(f"cannot read {path} ({err}): delete it and rerun `ckt data prepare`") from None
