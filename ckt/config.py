@@ -90,6 +90,9 @@ class Config:
     regime: str = _student("ckt", "which loss: CKT, a baseline, or CKT with one term removed", choices=tuple(REGIMES))
     w_kd: float = _student(1.0, "distillation weight w_KD on L_KD (Eq. 6)", range=(0.0, 100.0))
     tau: float = _student(2.0, "distillation temperature τ (Eq. 3)", range=(1e-3, 100.0))
+    kd_form: str = _student("hinton", "Eq. 3's form: 'hinton' = τ²·KL(p_T ‖ p_S) (the default, Hinton et al. 2015), "
+                            "'paper' = KL(p_S ‖ p_T) without τ², as the paper's summary writes it",
+                            choices=("hinton", "paper"))
     alpha: float = _student(0.5, "mix α of clean vs perturbed cross-entropy (Eq. 4)", range=(0.0, 1.0))
     lam: float = _student(0.01, "gradient-norm penalty weight λ (Eq. 5)", range=(0.0, 100.0))
     smart_weight: float = _student(1.0, "weight of the SMART smoothness term (regime 'smart')", range=(0.0, 100.0))

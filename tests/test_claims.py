@@ -1,47 +1,113 @@
-"""The rules behind every verdict of the claims chapter, checked on hand-made numbers."""
+"""The claim rules (ckt.verdicts.claims), checked on hand-made score matrices: paired comparisons,
+Holm over metrics, choices made on validation only, collapse, and the claims-table row."""
 
-import math
-
-import pandas as pd
+import numpy as np
 import pytest
 
-from ckt.verdicts.rules import best_across_metrics, claim, compare, overall_verdict, worded
+from ckt.verdicts import (
+    VERDICTS,
+    any_metric,
+    best_across_metrics,
+    claim_row,
+    compare,
+    interior_peak,
+    is_collapsed,
+    pick_on_validation,
+    said,
+)
 
 
-@pytest.mark.parametrize("a, a_ci, b, b_ci, expected", [
-    (80.0, 1.0, 77.0, 1.0, "higher"),   # 79 > 78: the intervals do not overlap
-    (80.0, 1.5, 77.0, 1.5, "tied"),     # 78.5 < 78.5 is false: they touch, so no difference is called
-    (70.0, 0.5, 75.0, 2.0, "lower"),    # 70.5 < 73
-    (80.0, math.nan, 79.0, 0.5, "higher"),  # one seed: no interval, treated as 0 wide
-])
-def test_compare_calls_a_difference_only_when_the_intervals_do_not_overlap(a, a_ci, b, b_ci, expected):
-    assert compare(a, a_ci, b, b_ci) == expected
+def const(value, seeds=3, items=4):
+    return np.full((seeds, items), float(value))
 
 
-def test_worded():
-    assert [worded(c, "adv") for c in ("higher", "lower", "tied")] == ["higher than adv", "lower than adv",
-                                                                       "tied with adv"]
+def noisy(mean, seed, seeds=5, items=200, sd=30.0):
+    return mean + np.random.default_rng(seed).normal(0, sd, (seeds, items))
 
 
-def test_overall_verdict():
-    assert overall_verdict(["higher", "higher"]) == "reproduced"
-    assert overall_verdict(["higher", "tied", "lower"]) == "partly reproduced"
-    assert overall_verdict(["tied", "lower"]) == "not reproduced"
+def test_compare_beats_on_a_constant_difference_and_never_with_one_seed():
+    c = compare("a vs b", "accuracy", const(80), const(78))
+    assert c.outcome == "higher" and c.diff.estimate == 2.0 and c.diff.ci_low == c.diff.ci_high == 2.0
+    assert compare("b vs a", "accuracy", const(78), const(80)).outcome == "lower"
+    assert compare("a vs b", "accuracy", const(80, seeds=1), const(78, seeds=1)).outcome == "not enough seeds"
 
 
-def test_best_across_metrics_compares_with_the_best_other_row():
-    summary = pd.DataFrame({
-        "p_regime": ["ce", "adv", "ckt"],
-        "acc_mean": [70.0, 76.0, 80.0], "acc_ci": [1.0, 1.0, 1.0],   # ckt vs adv: 79 > 77 → higher
-        "rob_mean": [60.0, 72.0, 71.0], "rob_ci": [0.5, 0.5, 0.5],   # ckt vs adv: 71.5 ≥ 71.5 → tied
-    })
-    best = best_across_metrics(summary, ["acc", "rob"]).set_index("metric")
-    assert best.loc["acc", "best_other"] == "adv" and best.loc["acc", "comparison"] == "higher"
-    assert best.loc["rob", "best_other"] == "adv" and best.loc["rob", "comparison"] == "tied"
-    assert best.loc["rob", "ckt"] == 71.0 and best.loc["rob", "other"] == 72.0
+def test_compare_equivalence_uses_the_declared_margin():
+    # a constant 0.3 pp gap: inside the ±1 pp accuracy margin, outside a ±0.2 margin
+    assert compare("x", "accuracy", const(80.3), const(80), test="equivalent").outcome == "equivalent"
+    assert compare("x", "accuracy", const(80.3), const(80), test="equivalent", margin=0.2).outcome == "different"
+    # tied means are not "kept": wide noise leaves the 90% interval outside ±1 → inconclusive
+    tied = compare("x", "accuracy", noisy(80, 1), noisy(80, 2), test="equivalent")
+    assert tied.outcome == "inconclusive" and tied.diff.mdd > 1.0
 
 
-def test_claim_refuses_an_unknown_verdict():
-    assert claim("c", "1", "2", "not testable", "r")["verdict"] == "not testable"
-    with pytest.raises(ValueError, match="verdict 'sort of'"):
-        claim("c", "1", "2", "sort of", "r")
+def test_any_metric_is_holm_corrected_and_reports_the_deciding_metric():
+    a = {"accuracy": const(82), "noise_robustness": noisy(70, 3)}
+    b = {"accuracy": const(80), "noise_robustness": noisy(70, 4)}
+    c = any_metric("ckt vs ce", a, b)
+    assert c.outcome == "higher" and c.metric == "accuracy" and "Holm over 2 metrics" in c.label
+    assert any_metric("ce vs ckt", b, a).outcome == "lower"
+    same = {"accuracy": const(80), "noise_robustness": const(70)}
+    assert any_metric("x", same, same).outcome == "inconclusive"
+
+
+def test_collapse_is_one_class_or_chance_macro_f1():
+    assert is_collapsed(1, 33.3) and is_collapsed(2, 50.0)
+    assert not is_collapsed(2, 75.0)
+
+
+def test_choices_read_validation_means_only_and_skip_collapsed_settings():
+    val = {"a": 70.0, "b": 75.0, "c": 74.0}
+    assert pick_on_validation(val) == "b"
+    assert pick_on_validation(val, collapsed={"b": True}) == "c"
+    with pytest.raises(ValueError, match="collapsed"):
+        pick_on_validation({"a": 1.0}, collapsed={"a": True})
+
+
+def test_interior_peak_needs_the_validation_pick_to_beat_both_ends_on_test():
+    val = {0.0: 70.0, 1.0: 80.0, 4.0: 75.0, 8.0: 72.0}
+    test = {0.0: const(70), 1.0: const(78), 4.0: const(79), 8.0: const(71)}
+    pick, comps = interior_peak("accuracy", list(val), val, test)
+    assert pick == 1.0  # validation picks 1.0 even though 4.0 is higher on test
+    assert [c.outcome for c in comps] == ["higher", "higher"]
+    assert claim_row("peak", "interior", comps, "r")["verdict"] == "reproduced"
+    test[8.0] = const(90)  # an end beats the pick: the claim is contradicted
+    _, comps = interior_peak("accuracy", list(val), val, test)
+    assert claim_row("peak", "interior", comps, "r")["verdict"] == "partly reproduced"
+    assert interior_peak("accuracy", [0.0, 1.0], val, test) == (None, [])
+
+
+def test_best_across_metrics_picks_the_rival_on_validation():
+    items = {"ckt": {"accuracy": const(80)}, "adv": {"accuracy": const(79)}, "smart": {"accuracy": const(81)}}
+    val = {"ckt": {"accuracy": 80.0}, "adv": {"accuracy": 79.5}, "smart": {"accuracy": 78.0}}
+    (c,) = best_across_metrics("ckt", items, val, ["accuracy"])
+    assert c.label == "ckt vs adv" and c.outcome == "higher"  # not smart, the test-set best
+
+
+def test_claim_row_keeps_the_numbers_and_allows_not_testable():
+    comps = [compare("ckt vs ce", "accuracy", const(80), const(78)),
+             compare("ckt vs ce", "noise_robustness", const(70), const(70))]
+    row = claim_row("c", "p", comps, "r")
+    assert row["verdict"] == "partly reproduced"  # one supports, one is inconclusive
+    assert row["comparisons"][0]["effect"] == 2.0 and row["comparisons"][0]["margin"] == 1.0
+    assert row["comparisons"][0]["n_seeds"] == 3 and row["comparisons"][0]["n_items"] == 4
+    assert claim_row("c", "p", [], "r", verdict="not testable")["verdict"] in VERDICTS
+
+
+def test_said_words_every_outcome():
+    assert said("higher", "ckt", "ce", "accuracy") == "ckt's accuracy is higher than ce's"
+    assert "not distinguishable" in said("inconclusive", "ckt", "ce", "accuracy")
+    assert "equivalent" in said("equivalent", "bf16", "fp32", "overall_safety")
+
+
+def test_test_data_cannot_be_read_while_a_choice_is_made(benchmark):
+    from ckt.data import load_split, selecting
+    from ckt.errors import DataError
+
+    with selecting("the learning rate"):
+        assert len(load_split("val")) > 0  # validation data is what choices are made on
+        with pytest.raises(DataError, match="test split was read while choosing the learning rate"):
+            load_split("test")  # a selection that peeks at the test split is stopped
+        with pytest.raises(DataError, match="shift split"):
+            load_split("shift")
+    assert len(load_split("test")) > 0  # reporting afterwards is fine

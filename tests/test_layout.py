@@ -20,7 +20,7 @@ ALLOWED = {
     "sot": {"errors", "paths", "config", "data", "core"},
     "experiments": {"errors", "paths", "config", "data", "core", "sot"},
     "safety_patch": {"errors", "paths", "config", "data", "core"},
-    "verdicts": {"errors", "core"},
+    "verdicts": {"errors", "data", "core"},
     "book": {"errors", "paths", "config", "data", "core", "sot", "experiments", "safety_patch", "verdicts"},
     "cli": {"errors", "paths", "config", "data", "core", "sot", "experiments"},
 }

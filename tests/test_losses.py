@@ -110,3 +110,18 @@ def test_smart_loss_symmetric_and_by_hand():
 def test_out_of_range_arguments(call):
     with pytest.raises(ConfigError, match="out of range"):
         call()
+
+
+def test_reverse_kd_is_kl_of_student_to_teacher_without_tau_squared():
+    """KL(p_S ‖ p_T) by hand for one example: p_S = softmax([0, 0]/2) = (.5, .5), p_T = softmax([2, 0]/2)."""
+    import math
+
+    from ckt.core.losses import kd_loss, kd_loss_reverse
+
+    s, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]])
+    pt1 = math.exp(1) / (math.exp(1) + 1)
+    expected = 0.5 * math.log(0.5 / pt1) + 0.5 * math.log(0.5 / (1 - pt1))
+    assert abs(float(kd_loss_reverse(s, t, 2.0)) - expected) < 1e-6
+    forward = pt1 * math.log(pt1 / 0.5) + (1 - pt1) * math.log((1 - pt1) / 0.5)
+    assert abs(float(kd_loss(s, t, 2.0)) - 4.0 * forward) < 1e-6  # Hinton's form: τ² · KL(p_T ‖ p_S)
+    assert abs(expected - forward) > 1e-3  # the two directions differ

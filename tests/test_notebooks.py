@@ -213,3 +213,24 @@ def test_a_second_build_reuses_every_notebook(smoke_book, capsys):
         os.environ.pop("CKT_RESULTS_DIR", None)
     out = capsys.readouterr().out
     assert "warm: every notebook up to date" in out
+
+
+HIDDEN = {"remove-input", "remove-cell"}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_hidden_cells_hold_glue_only_no_function_and_no_lambda(name):
+    """Decisions live in ckt (tested, shown in the book); a hidden cell may only call them and glue."""
+    for cell in load(name)["cells"]:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell["cell_type"] != "code" or not tags & HIDDEN or "Set-up for Colab" in "".join(cell["source"]):
+            continue
+        tree = ast.parse("".join(cell["source"]))
+        defined = [type(n).__name__ for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Lambda))]
+        assert not defined, f"{name}: a hidden cell defines {defined}; move the logic into ckt"
+
+
+def test_the_hidden_cell_check_flags_a_seeded_function(tmp_path):
+    source = "def peak(metric):\n    return 1\n"
+    defined = [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.Lambda))]
+    assert defined  # the same walk as above finds it

@@ -76,7 +76,8 @@ PARTS: dict[str, list[str]] = {
 # Classroom size: seconds per notebook on 2 cores, real data and real models.
 SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
          "teacher_lr": 2e-4, "eval_size": 48}
-SEEDS = Knob([0, 1, 2], "seeds; every point is mean ± 95% CI over them", each=(0, 2**31 - 1))
+SEEDS_HELP = ("seeds; a seed varies the training subset, the injected noise, the initialisation and the batch "
+              "order, and every interval resamples seeds and test items")
 CHAPTERS: dict[str, Chapter] = {}
 
 
@@ -85,12 +86,13 @@ def grid(default: list, help: str, lo: float, hi: float) -> Knob:  # noqa: A002 
     return Knob(list(default), help, each=(lo, hi))
 
 
-def chapter(name: str, title: str, part: str, *, smoke: dict | None = None, exercises: str = "",
+def chapter(name: str, title: str, part: str, *, seeds: int = 3, smoke: dict | None = None, exercises: str = "",
             rerun_box: bool = True, source: str | Path | None = None, **knobs: Knob) -> Chapter:
-    """Declare a chapter (every chapter has a ``seeds`` knob first)."""
+    """Declare a chapter (every chapter has a ``seeds`` knob first, ``0 .. seeds-1`` by default)."""
     if part not in PARTS:
         raise ValueError(f"chapter {name}: part {part!r} is not one of {list(PARTS)}")
-    CHAPTERS[name] = Chapter(name, title, part, {"seeds": SEEDS, **knobs}, smoke or {}, exercises, rerun_box,
+    seeds_knob = Knob(list(range(seeds)), SEEDS_HELP, each=(0, 2**31 - 1))
+    CHAPTERS[name] = Chapter(name, title, part, {"seeds": seeds_knob, **knobs}, smoke or {}, exercises, rerun_box,
                              Path(source) if source else None)
     return CHAPTERS[name]
 
@@ -126,17 +128,17 @@ chapter("01_walkthrough", "The method, one batch at a time", "The method",
         taus=grid([1.0, 2.0, 4.0, 8.0], "temperatures shown for the teacher's soft labels", 1e-3, 100.0),
         epsilons=grid([0.0, 0.02, 0.05, 0.1, 0.2, 0.4], "feature-space radii probed", 0.0, 10.0),
         batch=Knob(16, "examples in the walkthrough batch", range=(2, 480)))
-chapter("02_kd_weight", "Distillation-weight sensitivity", "Experiments",
+chapter("02_kd_weight", "Distillation-weight sensitivity", "Experiments", seeds=10,
         smoke={"weights": [0.0, 1.0]},
         exercises="controls and determinism; whether distillation alone buys robustness; ε against $w_{KD}$",
         weights=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0], "values of w_KD swept (Eq. 6)", 0.0, 100.0))
-chapter("03_budget_precision", "Compute budget and mixed precision", "Experiments",
+chapter("03_budget_precision", "Compute budget and mixed precision", "Experiments", seeds=10,
         smoke={"epochs_grid": [1, 2], "sizes": [64], "precisions": ["fp32", "bf16"]},
         exercises="why bf16 does not overflow; where the spread across seeds comes from; steps vs epochs",
         epochs_grid=grid([1, 2, 5, 10, 20], "training epochs swept", 1, 10_000),
         sizes=grid([125, 250, 500, 1000], "training-set sizes swept", 8, 10**7),
         precisions=Knob(["fp32", "bf16"], "precisions compared (fp16 needs CUDA)", each=("fp32", "bf16", "fp16")))
-chapter("04_noise_shift", "Data noise and distribution shift", "Experiments",
+chapter("04_noise_shift", "Data noise and distribution shift", "Experiments", seeds=10,
         smoke={"regimes": ["ce", "ckt"], "label_noise_rates": [0.0, 0.2], "text_noise_rates": [0.0, 0.2],
                "holdout": ["tweets"]},
         exercises="a clean teacher under label noise; training on typos; the hardest unseen domain",
@@ -144,7 +146,7 @@ chapter("04_noise_shift", "Data noise and distribution shift", "Experiments",
         label_noise_rates=grid([0.0, 0.1, 0.2, 0.3, 0.4], "fractions of training labels flipped", 0.0, 1.0),
         text_noise_rates=grid([0.0, 0.1, 0.2, 0.3], "per-word typo rates in training texts", 0.0, 1.0),
         holdout=Knob(list(DOMAINS), "domains held out in turn", each=DOMAINS))
-chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Experiments",
+chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Experiments", seeds=10,
         smoke={"regimes": ["ce", "ckt"], "eps_grid": [0.0, 0.1], "alpha_grid": [0.5], "lam_grid": [0.01],
                "tau_grid": [2.0], "embedding_size": 16, "embedding_epochs": 1},
         exercises="which term buys robustness; the size of an L∞ ball; feature vs embedding space",
@@ -157,7 +159,7 @@ chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Exp
         embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)",
                             range=(8, 10**6)),
         embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
-chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments",
+chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments", seeds=5,
         smoke={"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
                "sot_steps": 20},
         exercises="what the push term buys; a pair embedding blind to labels",
@@ -173,7 +175,7 @@ chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Expe
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's forgetting",
         lr_grid=grid([2e-4], "smaller LoRA learning rates compared with patch_lr (the refusal / ability trade-off)",
                      1e-7, 1.0))
-chapter("08_claims", "The paper's claims, checked", "Verdict",
+chapter("08_claims", "The paper's claims, checked", "Verdict", seeds=10,
         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison", each=_REGIMES))
 
 

@@ -156,22 +156,83 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
         glue(f"{prefix}_{key}", value, display=False)
 
 
-def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits: int = 1) -> pd.DataFrame:
-    """A readable table: one ``mean ± ci`` column per metric."""
-    from ..core.metrics import format_ci
+ITEM_METRICS = ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift")
 
+
+def matrix(part: pd.DataFrame, metric: str, table) -> np.ndarray:
+    """One arm's scores for the verdict rules: (n_seeds × n_items) per-item test scores for the metrics that
+    are means over test items, else the per-seed values (a one-column matrix)."""
+    from ..experiments import item_matrix
+
+    if metric in ITEM_METRICS:
+        return item_matrix(part, metric, table)
+    return part.sort_values("seed")[metric].to_numpy(dtype=float)[:, None]
+
+
+def arms(records: pd.DataFrame, key: str | list[str], metric: str, table) -> dict:
+    """``{value of key: matrix}`` for every group of ``records`` (rows of one group share a setting)."""
+    return {k: matrix(part, metric, table) for k, part in records.groupby(key, sort=False)}
+
+
+def val_means(records: pd.DataFrame, key: str | list[str], metric: str) -> dict:
+    """``{value of key: mean validation score}``: what every choice between settings is made on."""
+    return records.groupby(key, sort=False)[f"val_{metric}"].mean().to_dict()
+
+
+def intervals(records: pd.DataFrame, keys: str | list[str], metrics: list[str], table) -> pd.DataFrame:
+    """Per group: ``<m>_mean``, ``<m>_lo``, ``<m>_hi`` — the 95% hierarchical-bootstrap interval over seeds
+    and test items that the verdicts use (:func:`ckt.verdicts.interval`) — and ``n_seeds``, for tables and
+    figures alike."""
+    from ..verdicts import interval
+
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    rows = []
+    for group, part in records.groupby(keys, sort=False):
+        row = dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True))
+        for m in metrics:
+            iv = interval(matrix(part, m, table), n_boot=1000)
+            row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = iv.mean, iv.low, iv.high
+        row["n_seeds"] = len(part)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits: int = 1) -> pd.DataFrame:
+    """A readable table: ``mean (low to high)`` per metric, the 95% interval of :func:`intervals`; one seed
+    gives the mean alone, marked "(1 seed)"."""
     out = summary[keys].copy()
     for m in metrics:
-        out[m] = [format_ci(a, b, digits) for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_ci"])]
+        cells = zip(summary[f"{m}_mean"], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
+        out[m] = [f"{a:.{digits}f} (1 seed)" if lo != lo else f"{a:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
+                  for a, lo, hi in cells]
     return out
 
 
 def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = None, **kw) -> None:
-    """Mean line with a shaded 95% CI band over seeds."""
+    """Mean line with the shaded 95% interval of :func:`intervals` (the same one the tables print)."""
     s = summary.sort_values(x)
-    mean, ci = s[f"{metric}_mean"], s[f"{metric}_ci"].fillna(0)
+    mean = s[f"{metric}_mean"]
     line, = ax.plot(s[x], mean, marker="o", label=label or metric, **kw)
-    ax.fill_between(s[x], mean - ci, mean + ci, alpha=0.2, color=line.get_color())
+    ax.fill_between(s[x], s[f"{metric}_lo"].fillna(mean), s[f"{metric}_hi"].fillna(mean), alpha=0.2,
+                    color=line.get_color())
+
+
+REGIME_COLOURS = {r: f"C{i}" for i, r in enumerate(
+    ["ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg"])}  # one colour per regime
+
+
+def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list | None = None) -> None:
+    """Grouped bars of ``mean`` with the 95% interval of :func:`intervals` as error bars (one colour per regime)."""
+    order = order or list(summary[group])
+    width = 0.8 / len(order)
+    s = summary.set_index(group)
+    for i, g in enumerate(order):
+        means = [s.loc[g, f"{m}_mean"] for m in metrics]
+        err = [[s.loc[g, f"{m}_mean"] - s.loc[g, f"{m}_lo"] for m in metrics],
+               [s.loc[g, f"{m}_hi"] - s.loc[g, f"{m}_mean"] for m in metrics]]
+        ax.bar(np.arange(len(metrics)) + (i - (len(order) - 1) / 2) * width, means, width, yerr=np.nan_to_num(err),
+               label=g, color=REGIME_COLOURS.get(g), capsize=2)
+    ax.set_xticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
 
 
 def record_findings(name: str, findings: dict[str, Any]) -> None:

@@ -7,17 +7,26 @@ the experiments, the verdicts or the book.
 
 from .evaluate import EvalSet, evaluate, suite_logits
 from .features import encode, features, frozen_encoder
-from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, soft_labels, total_loss
+from .losses import (
+                     KD_FORMS,
+                     grad_norm_penalty,
+                     kd_loss,
+                     kd_loss_reverse,
+                     noise_robust_loss,
+                     smart_loss,
+                     soft_labels,
+                     total_loss,
+)
 from .metrics import (
-                      accuracy,
-                      alignment_stability,
-                      format_ci,
-                      kd_alignment,
-                      macro_f1,
-                      mean_ci,
-                      noise_robustness,
-                      overall_safety,
-                      summarize,
+                     accuracy,
+                     alignment_stability,
+                     format_ci,
+                     kd_alignment,
+                     macro_f1,
+                     mean_ci,
+                     noise_robustness,
+                     overall_safety,
+                     summarize,
 )
 from .models import Classifier, Encoder, fingerprint, hidden_size, load_backbone, resolve_model
 from .perturb import PerturbSpec, fgsm_delta, gaussian_delta, make_delta, pgd_delta, project
@@ -28,7 +37,8 @@ from .train import TrainStats, fit, loss_terms, train_spec
 
 __all__ = [
     "EvalSet", "evaluate", "suite_logits", "encode", "features", "frozen_encoder",
-    "grad_norm_penalty", "kd_loss", "noise_robust_loss", "smart_loss", "soft_labels", "total_loss",
+    "KD_FORMS", "grad_norm_penalty", "kd_loss", "kd_loss_reverse", "noise_robust_loss", "smart_loss", "soft_labels",
+    "total_loss",
     "accuracy", "alignment_stability", "format_ci", "kd_alignment", "macro_f1", "mean_ci", "noise_robustness",
     "overall_safety", "summarize", "Classifier", "Encoder", "fingerprint", "hidden_size", "load_backbone",
     "resolve_model", "PerturbSpec", "fgsm_delta", "gaussian_delta", "make_delta", "pgd_delta", "project",

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
@@ -64,7 +63,8 @@ def suite_logits(student, data: EvalSet, eps: float, seed: int) -> dict[str, tor
     }
 
 
-def item_scores(logits: dict[str, torch.Tensor], y: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, "np.ndarray"]:
+def item_scores(logits: dict[str, torch.Tensor], y: torch.Tensor,
+                teacher_logits: torch.Tensor) -> dict[str, np.ndarray]:
     """Each reported metric as a mean over test items of a per-item score (so intervals can resample items):
 
     - accuracy_i = 100·[ŷ_i = y_i];  kd_alignment_i = 100·[ŷ_i = argmax z_T,i];

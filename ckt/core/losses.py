@@ -46,6 +46,19 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: flo
     return tau**2 * kl
 
 
+def kd_loss_reverse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. 3 as the paper's summary writes it: L_KD = mean_batch Σ_c p_S,c (log p_S,c − log p_T,c), that is
+    KL(p_S ‖ p_T), without the τ² factor (``kd_form="paper"``). Mode-seeking rather than mass-covering, and
+    its gradient shrinks like 1/τ² at large τ, so w_KD means less the hotter the temperature."""
+    _check("tau", tau, 0.0, open_lo=True)
+    log_p_s = F.log_softmax(student_logits / tau, dim=-1)
+    log_p_t = F.log_softmax(teacher_logits.detach() / tau, dim=-1)
+    return (log_p_s.exp() * (log_p_s - log_p_t)).sum(-1).mean()
+
+
+KD_FORMS = {"hinton": kd_loss, "paper": kd_loss_reverse}
+
+
 def noise_robust_loss(clean_logits: torch.Tensor, perturbed_logits: torch.Tensor | None,
                       targets: torch.Tensor, alpha: float) -> torch.Tensor:
     """Eq. 4: L_NR = α · CE(y, f(x)) + (1 − α) · CE(y, f(x + δ)).

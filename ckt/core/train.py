@@ -25,7 +25,7 @@ from ..config import Config
 from ..errors import ConfigError, TrainingDiverged
 from .distributed import data_parallel, shard
 from .features import pad_batch, shuffled_length_batches, tokenize
-from .losses import grad_norm_penalty, kd_loss, noise_robust_loss, smart_loss, total_loss
+from .losses import KD_FORMS, grad_norm_penalty, noise_robust_loss, smart_loss, total_loss
 from .perturb import PerturbSpec, fgsm_step, make_delta
 from .seeding import seed_everything
 from .student import trainable
@@ -94,7 +94,7 @@ def loss_terms(student, batch: dict, cfg: Config, spec: PerturbSpec, gen: torch.
         x = x.detach().requires_grad_(True)
     clean = student.logits_at(x, batch)
     zero = clean.new_zeros(()).float()
-    l_kd = kd_loss(clean.float(), batch["t"], cfg.tau) if w["w_kd"] > 0 else zero
+    l_kd = KD_FORMS[cfg.kd_form](clean.float(), batch["t"], cfg.tau) if w["w_kd"] > 0 else zero
     perturbed = None
     if reuse_clean:
         (grad,) = torch.autograd.grad(F.cross_entropy(clean.float(), batch["y"]), x, retain_graph=True)

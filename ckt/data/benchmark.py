@@ -40,6 +40,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError
 from ..paths import subdir
 from .artifacts import ARTIFACTS, read_member, sha256_file
+from .guard import check_readable
 
 VADER_THRESHOLD = 0.5  # |mean human score| >= 0.5 gives a binary label; the rest is dropped
 DOMAINS = ("movies", "tweets", "products", "editorials")
@@ -270,6 +271,7 @@ def load_split(split: str, **params) -> pd.DataFrame:
     """One prepared split (``text, label, domain``), checked against the sha256 in ``meta.json``."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    check_readable(split)
     folder = subdir("benchmark") / version_key(**params)
     if not folder.joinpath("meta.json").is_file():
         how = f" (for these sizes: `ckt.data.prepare_benchmark(**{params})`)" if params else ""

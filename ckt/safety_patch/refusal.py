@@ -143,24 +143,35 @@ def _first_tokens(tokenizer, words: tuple[str, ...]) -> list[int]:
 @torch.no_grad()
 def sentiment_accuracy(model, tokenizer, texts: list[str], labels: list[int], batch_size: int = 16) -> float:
     """Zero-shot accuracy (%): P(first reply token ∈ 'positive') vs ∈ 'negative'."""
+    return float(sentiment_correct(model, tokenizer, texts, labels, batch_size).mean())
+
+
+@torch.no_grad()
+def sentiment_correct(model, tokenizer, texts: list[str], labels: list[int], batch_size: int = 16) -> np.ndarray:
+    """100 · [the zero-shot answer is right], per sentence (the mean is :func:`sentiment_accuracy`)."""
     pos, neg = _first_tokens(tokenizer, ("positive", "Positive")), _first_tokens(tokenizer, ("negative", "Negative"))
-    correct = 0
+    correct = []
     for i in range(0, len(texts), batch_size):
         prompts = [chat(tokenizer, f"Review: {t}\nIs the sentiment of this review positive or negative? "
                                    "Answer with one word.") for t in texts[i:i + batch_size]]
         enc = encode_left_padded(tokenizer, prompts, 512).to(model.device)
         probs = model(**enc).logits[:, -1].float().softmax(-1)
         pred = (probs[:, pos].sum(-1) > probs[:, neg].sum(-1)).long().cpu()
-        correct += int((pred == torch.tensor(labels[i:i + batch_size])).sum())
-    return 100.0 * correct / len(texts)
+        correct.append((pred == torch.tensor(labels[i:i + batch_size])).double().numpy())
+    return 100.0 * np.concatenate(correct) if correct else np.zeros(0)
 
 
-def evaluate_llm(model, tokenizer, data: PatchData, max_new_tokens: int) -> tuple[dict[str, float], dict[str,
-                                                                                                         list[str]]]:
-    """The four measurements of the chapter, and the generated responses (for inspection)."""
+def evaluate_llm(model, tokenizer, data: PatchData, max_new_tokens: int, with_items: bool = False):
+    """The four measurements of the chapter and the generated responses (for inspection); with
+    ``with_items`` also the per-prompt scores (100·[refused], 100·[sentiment right]) the verdicts pair."""
     harmful = generate(model, tokenizer, data.eval_harmful, max_new_tokens)
     benign = generate(model, tokenizer, data.eval_benign, max_new_tokens)
+    sentiment = sentiment_correct(model, tokenizer, data.sentiment_texts, data.sentiment_labels)
+    items = {"refusal": 100.0 * np.array([is_refusal(r) for r in harmful], dtype=float),
+             "over_refusal": 100.0 * np.array([is_refusal(r) for r in benign], dtype=float),
+             "sentiment_accuracy": sentiment}
     metrics = {"refusal": refusal_rate(harmful), "over_refusal": refusal_rate(benign),
                "perplexity": perplexity(model, tokenizer, data.ppl_texts),
-               "sentiment_accuracy": sentiment_accuracy(model, tokenizer, data.sentiment_texts, data.sentiment_labels)}
-    return metrics, {"harmful": harmful, "benign": benign}
+               "sentiment_accuracy": float(sentiment.mean()) if len(sentiment) else float("nan")}
+    replies = {"harmful": harmful, "benign": benign}
+    return (metrics, replies, items) if with_items else (metrics, replies)

@@ -1,31 +1,79 @@
-"""Verdicts: the rules that turn measured numbers into "reproduced / not reproduced" claims."""
+"""Verdicts: the rules that turn measured numbers into "reproduced / not reproduced" claims.
 
+- :mod:`~ckt.verdicts.stats` — the paired hierarchical bootstrap, intervals, Holm, the minimum detectable difference;
+- :mod:`~ckt.verdicts.decide` — beats / equivalent (TOST against declared margins) / inconclusive, claim verdicts;
+- :mod:`~ckt.verdicts.claims` — the comparisons behind each claim, choices on validation, collapse, table rows;
+- :mod:`~ckt.verdicts.rules` — the paper's numbers and the words a verdict may use.
+"""
+
+from .claims import (
+    CHANCE_MACRO_F1,
+    Comparison,
+    any_metric,
+    best_across_metrics,
+    claim_row,
+    compare,
+    describe_peak,
+    interior_peak,
+    is_collapsed,
+    pick_on_validation,
+)
 from .decide import (
-                     CLAIM_VERDICTS,
-                     MARGINS,
-                     UNITS,
-                     claim_verdict,
-                     compare_beats,
-                     compare_beats_holm,
-                     compare_equivalent,
-                     describe_difference,
-                     margins_table,
-                     stance,
+    CLAIM_VERDICTS,
+    MARGINS,
+    UNITS,
+    claim_verdict,
+    compare_beats,
+    compare_beats_holm,
+    compare_equivalent,
+    describe_difference,
+    margins_table,
+    stance,
 )
-from .rules import PAPER_NUMBERS, VERDICTS, best_across_metrics, claim, compare, overall_verdict, worded
+from .rules import PAPER_NUMBERS, VERDICTS, said
 from .stats import (
-                     ALPHA,
-                     N_BOOT,
-                     POWER,
-                     Difference,
-                     Interval,
-                     holm,
-                     interval,
-                     minimum_detectable_difference,
-                     paired_difference,
+    ALPHA,
+    N_BOOT,
+    POWER,
+    Difference,
+    Interval,
+    holm,
+    interval,
+    minimum_detectable_difference,
+    paired_difference,
 )
 
-__all__ = ["PAPER_NUMBERS", "VERDICTS", "best_across_metrics", "claim", "compare", "overall_verdict", "worded",
-           "ALPHA", "N_BOOT", "POWER", "Difference", "Interval", "holm", "interval", "minimum_detectable_difference",
-           "paired_difference", "CLAIM_VERDICTS", "MARGINS", "UNITS", "claim_verdict", "compare_beats",
-           "compare_beats_holm", "compare_equivalent", "describe_difference", "margins_table", "stance"]
+__all__ = [
+    "CHANCE_MACRO_F1",
+    "Comparison",
+    "any_metric",
+    "best_across_metrics",
+    "claim_row",
+    "compare",
+    "describe_peak",
+    "interior_peak",
+    "is_collapsed",
+    "pick_on_validation",
+    "CLAIM_VERDICTS",
+    "MARGINS",
+    "UNITS",
+    "claim_verdict",
+    "compare_beats",
+    "compare_beats_holm",
+    "compare_equivalent",
+    "describe_difference",
+    "margins_table",
+    "stance",
+    "PAPER_NUMBERS",
+    "VERDICTS",
+    "said",
+    "ALPHA",
+    "N_BOOT",
+    "POWER",
+    "Difference",
+    "Interval",
+    "holm",
+    "interval",
+    "minimum_detectable_difference",
+    "paired_difference",
+]

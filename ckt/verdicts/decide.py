@@ -33,8 +33,10 @@ MARGINS = {
     "over_refusal": 2.0,
     "helpfulness_loglik": 0.05,
     "harmful_recall": 2.0,
+    "sentiment_accuracy": 2.0,
+    "overlap": 0.01,
 }
-UNITS = {"helpfulness_loglik": "nats/token"}  # every other metric: percentage points
+UNITS = {"helpfulness_loglik": "nats/token", "overlap": "cos²"}  # every other metric: percentage points
 
 
 def unit(metric: str) -> str:

@@ -1,0 +1,151 @@
+"""From measured runs to the claims table: the comparisons behind each claim and how they are chosen.
+
+Every claim of a chapter is decided here, by small functions the book shows, from paired per-item score
+matrices (n_seeds × n_items, :func:`ckt.experiments.item_matrix`) and validation means:
+
+- :func:`compare` — one paired comparison: "A beats B" (95% interval of A − B excludes 0) or "A matches B"
+  (TOST against the declared margin), with the numbers it rests on;
+- :func:`any_metric` — a claim that passes if *any* of several metrics passes: Holm-corrected;
+- :func:`pick_on_validation` — every choice (the best weight, the best perturbation, a learning rate) is an
+  argmax of **validation** means; a collapsed setting (one predicted class) is never chosen;
+- :func:`interior_peak` — the paper's "best at a moderate weight": the interior setting chosen on
+  validation must beat both ends of the sweep on the test items;
+- :func:`claim_row` — one row of the claims table: verdict (:func:`~ckt.verdicts.decide.claim_verdict`),
+  the measured differences in words, and the effect, interval, margin and n of each comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .decide import MARGINS, claim_verdict, compare_beats, compare_equivalent, describe_difference
+from .stats import Difference, holm, paired_difference
+
+CHANCE_MACRO_F1 = 50.0  # a balanced binary task: random guessing scores macro-F1 ≈ 50
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison behind a claim."""
+
+    label: str  # what is compared, in words ("ckt vs ce at 40% label noise")
+    metric: str
+    test: str  # "beats" or "equivalent"
+    expected: str  # what the claim expects: "higher", "lower" or "equivalent"
+    diff: Difference
+    outcome: str  # higher / lower / equivalent / different / inconclusive / not enough seeds
+
+    @property
+    def text(self) -> str:
+        return f"{self.label}: " + describe_difference(self.diff, self.metric, test=self.test)
+
+
+def compare(label: str, metric: str, a, b, test: str = "beats", expected: str = "higher",
+            margin: float | None = None, seed: int = 0) -> Comparison:
+    """A (n_seeds × n_items) against B, paired by seed and item; ``test`` "beats" or "equivalent"."""
+    diff = paired_difference(a, b, seed=seed)
+    if test == "equivalent":
+        outcome = compare_equivalent(diff, MARGINS[metric] if margin is None else margin)
+    elif test == "beats":
+        outcome = compare_beats(diff)
+    else:
+        raise ValueError(f"test must be 'beats' or 'equivalent', not {test!r}")
+    return Comparison(label, metric, test, expected, diff, outcome)
+
+
+def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], expected: str = "higher",
+               seed: int = 0) -> Comparison:
+    """"A beats B on at least one metric", Holm-corrected over the metrics (family-wise α = 0.05).
+
+    The outcome is ``expected`` if Holm rejects for some metric in that direction, the opposite if it
+    rejects only in the other direction, else "inconclusive"; the reported difference is the metric
+    with the smallest p-value.
+    """
+    diffs = {m: paired_difference(a[m], b[m], seed=seed) for m in a}
+    if not all(d.enough for d in diffs.values()):
+        d = next(iter(diffs.values()))
+        return Comparison(label, next(iter(diffs)), "beats", expected, d, "not enough seeds")
+    reject = dict(zip(diffs, holm([d.p_value for d in diffs.values()]), strict=True))
+    up = [m for m in diffs if reject[m] and diffs[m].estimate > 0]
+    down = [m for m in diffs if reject[m] and diffs[m].estimate < 0]
+    wanted, other = (up, down) if expected == "higher" else (down, up)
+    opposite = "lower" if expected == "higher" else "higher"
+    outcome = expected if wanted else opposite if other else "inconclusive"
+    shown = min(wanted or other or list(diffs), key=lambda m: diffs[m].p_value)
+    return Comparison(f"{label} ({shown}, Holm over {len(diffs)} metrics)", shown, "beats", expected,
+                      diffs[shown], outcome)
+
+
+def is_collapsed(predicted_classes: float, macro_f1: float) -> bool:
+    """A run has collapsed when it predicts a single class, or its macro-F1 is at or below chance (50)."""
+    return predicted_classes <= 1 or (not math.isnan(macro_f1) and macro_f1 <= CHANCE_MACRO_F1)
+
+
+def pick_on_validation(val_means: Mapping, collapsed: Mapping | None = None):
+    """The setting with the highest **validation** mean (ties: the first in order); collapsed settings are
+    skipped. Test scores are never read here."""
+    from ..data.guard import selecting
+
+    with selecting("a setting on validation means"):  # nothing here may touch test data
+        candidates = [k for k in val_means if not (collapsed or {}).get(k, False)]
+    if not candidates:
+        raise ValueError("every setting collapsed: nothing to choose")
+    return max(candidates, key=lambda k: val_means[k])
+
+
+def interior_peak(metric: str, settings: Sequence, val_means: Mapping, test_items: Mapping,
+                  seed: int = 0) -> tuple[object, list[Comparison]]:
+    """"The metric peaks at a moderate setting": the interior setting picked on validation must beat
+    both ends of the sweep (``settings`` sorted) on the test items. Returns (pick, two comparisons);
+    with fewer than three settings there is no interior and the comparisons are empty."""
+    settings = sorted(settings)
+    if len(settings) < 3:
+        return None, []
+    pick = pick_on_validation({s: val_means[s] for s in settings[1:-1]})
+    return pick, [compare(f"{pick:g} vs {end:g}", metric, test_items[pick], test_items[end], seed=seed)
+                  for end in (settings[0], settings[-1])]
+
+
+def claim_row(claim: str, paper: str, comparisons: Sequence[Comparison], reason: str,
+              verdict: str | None = None) -> dict:
+    """One row of the claims table. The verdict follows :func:`~ckt.verdicts.decide.claim_verdict` from the
+    comparisons (or is given, e.g. "not testable"); every comparison's numbers are kept."""
+    if verdict is None:
+        verdict = claim_verdict([c.outcome for c in comparisons], [c.expected for c in comparisons])
+    measured = "; ".join(c.text for c in comparisons) or "—"
+    numbers = [{"comparison": c.label, "metric": c.metric, "test": c.test, "outcome": c.outcome,
+                "effect": c.diff.estimate, "ci_low": c.diff.ci_low, "ci_high": c.diff.ci_high,
+                "margin": MARGINS.get(c.metric), "n_seeds": c.diff.n_seeds, "n_items": c.diff.n_items,
+                "mdd": c.diff.mdd} for c in comparisons]
+    return {"claim": claim, "paper": paper, "measured": measured, "verdict": verdict, "reason": reason,
+            "comparisons": numbers}
+
+
+def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], val_means: Mapping[str, Mapping],
+                        metrics: Sequence[str], seed: int = 0) -> list[Comparison]:
+    """"``method`` is best on every metric": per metric, the strongest other arm is picked on validation
+    (:func:`pick_on_validation`) and ``method`` must beat it on the test items. ``items[arm][metric]`` is
+    an (n_seeds × n_items) matrix; ``val_means[arm][metric]`` a validation mean."""
+    out = []
+    for m in metrics:
+        rival = pick_on_validation({arm: val_means[arm][m] for arm in items if arm != method})
+        out.append(compare(f"{method} vs {rival}", m, items[method][m], items[rival][m], seed=seed))
+    return out
+
+
+def describe_peak(metric: str, pick, comparisons: Sequence[Comparison], name: str = "w_KD") -> str:
+    """The :func:`interior_peak` result in words (what the chapter's prose says about a sweep)."""
+    m = metric.replace("_", " ")
+    outcomes = [c.outcome for c in comparisons]
+    if pick is None:
+        return f"{m}: fewer than three settings were swept, so there is no interior to test"
+    if "not enough seeds" in outcomes:
+        return f"{m}: one seed, no verdict"
+    where = f"{name} = {pick:g} (the interior setting chosen on validation)"
+    if all(o == "higher" for o in outcomes):
+        return f"{m} peaks at an intermediate weight: {where} is above both ends of the sweep on the test set"
+    if "lower" in outcomes:
+        return f"{m} has no interior peak: an end of the sweep is above {where} on the test set"
+    return f"{m}: {where} is not distinguishable from an end of the sweep at this sample size, so no peak is claimed"
