@@ -111,3 +111,24 @@ def test_test_data_cannot_be_read_while_a_choice_is_made(benchmark):
         with pytest.raises(DataError, match="shift split"):
             load_split("shift")
     assert len(load_split("test")) > 0  # reporting afterwards is fine
+
+
+def test_a_claim_whose_arms_were_not_run_is_not_testable():
+    row = claim_row("c", "p", [], "r")
+    assert row["verdict"] == "not testable" and "not run" in row["reason"]
+
+
+def test_a_constant_predictor_is_flagged_and_never_reported_as_best():
+    """One class for every sentence: nothing flips under perturbation (stability 100), so its overall safety
+    can beat a real model's; it is flagged as collapsed and never chosen."""
+    from ckt.core.metrics import macro_f1
+
+    y = np.array([0, 1] * 50)
+    constant = np.ones_like(y)
+    f1 = macro_f1(y, constant)
+    assert abs(f1 - 100 / 3) < 1e-9  # F1 = 2/3 on the predicted class, 0 on the other
+    val_safety = {"constant": 66.7, "real": 64.0}
+    collapsed = {"constant": is_collapsed(1, f1), "real": is_collapsed(2, 78.0)}
+    assert collapsed == {"constant": True, "real": False}
+    assert pick_on_validation(val_safety) == "constant"  # what an unguarded argmax would report
+    assert pick_on_validation(val_safety, collapsed=collapsed) == "real"

@@ -315,11 +315,12 @@ def real():
 def test_real_sizes_and_domains(real):
     _, splits = real
     sizes = {s: len(df) for s, df in splits.items()}
-    assert sizes["train"] == 1000 and sizes["val"] == 200 and sizes["test"] == 480 and sizes["shift"] == 500
-    for split, per_cell in (("train", 125), ("val", 25), ("test", 60)):
+    # train is the pool each seed draws its 1,000 training examples from (Config.train_size)
+    assert sizes["train"] == 2000 and sizes["val"] == 200 and sizes["test"] == 480 and sizes["shift"] == 500
+    for split, per_cell in (("train", 250), ("val", 25), ("test", 60)):
         assert (splits[split].groupby(["domain", "label"]).size() == per_cell).all()
         assert set(splits[split]["domain"]) == set(D.DOMAINS)
-    assert 7000 < sizes["pool"] <= 8000 and set(splits["pool"]["domain"]) == set(D.DOMAINS)
+    assert 6000 < sizes["pool"] <= 8000 and set(splits["pool"]["domain"]) == set(D.DOMAINS)
     assert set(splits["shift"]["domain"]) == {"imdb"}
     assert splits["shift"]["label"].value_counts().to_dict() == {0: 250, 1: 250}
 

@@ -113,6 +113,21 @@ def parameters_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def defaults_box() -> str:
+    """The method page's "defaults" box, from the Config object (never typed by hand)."""
+    from ..config import Config
+
+    c = Config()
+    rows = [("τ (temperature)", c.tau), ("α (clean share, Eq. 4)", c.alpha), ("λ (gradient penalty, Eq. 5)", c.lam),
+            ("w_KD (distillation weight)", c.w_kd), ("ε (training radius, unit-norm features)", c.eps),
+            ("training δ", f"{c.perturb.upper()}-{c.pgd_steps} in {c.norm.upper()}"),
+            ("gradient clipping ‖g‖ ≤", c.max_grad_norm), ("KD form", c.kd_form),
+            ("evaluation probes ε", c.eval_eps), ("evaluation typo / drop rate", c.eval_text_noise),
+            ("epochs × batch", f"{c.epochs} × {c.batch_size}"), ("training examples", c.train_size)]
+    return "\n".join([":::{admonition} The defaults (`ckt params` lists every setting)", ":class: note", "",
+                      "| setting | default |", "|---|---|", *(f"| {k} | `{v}` |" for k, v in rows), ":::", ""])
+
+
 def rerun_box(name: str) -> str:
     """The "rerun this chapter" box put under each chapter's title: the exact papermill command
     with the chapter's defaults and the table of its parameters, generated from the registry."""
@@ -203,6 +218,7 @@ def main(argv=None) -> int:
         (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")
         (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
         (root / "book" / "executed" / "exercises_table.md").write_text(exercises_table(), encoding="utf-8")
+        (root / "book" / "executed" / "defaults.md").write_text(defaults_box(), encoding="utf-8")
         (root / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")  # the declared chapters, in order
         html = build_html(root)
         timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))

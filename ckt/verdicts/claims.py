@@ -111,7 +111,10 @@ def interior_peak(metric: str, settings: Sequence, val_means: Mapping, test_item
 def claim_row(claim: str, paper: str, comparisons: Sequence[Comparison], reason: str,
               verdict: str | None = None) -> dict:
     """One row of the claims table. The verdict follows :func:`~ckt.verdicts.decide.claim_verdict` from the
-    comparisons (or is given, e.g. "not testable"); every comparison's numbers are kept."""
+    comparisons (or is given, e.g. "not testable"; with no comparison at all it is "not testable"); every
+    comparison's numbers are kept."""
+    if verdict is None and not comparisons:  # the arms this claim needs were not run (e.g. a classroom grid)
+        verdict, reason = "not testable", f"{reason} (not run with these parameters)"
     if verdict is None:
         verdict = claim_verdict([c.outcome for c in comparisons], [c.expected for c in comparisons])
     measured = "; ".join(c.text for c in comparisons) or "—"
