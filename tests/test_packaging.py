@@ -42,6 +42,31 @@ def test_every_declared_dependency_is_locked_inside_its_range():
         assert req.specifier.contains(version, prereleases=True), f"lock has {req.name}=={version}, outside {req}"
 
 
+def test_every_library_ckt_imports_is_declared():
+    """A third-party module imported anywhere in ckt belongs to a declared dependency (core or an extra);
+    ``datasets`` is the one optional import (online tables only, with its own install hint)."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    declared = {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]}
+    declared |= {canonicalize_name(Requirement(r).name) for g in PROJECT["optional-dependencies"].values() for r in g}
+    providers = packages_distributions()
+    undeclared = {}
+    for path in (ROOT / "ckt").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("ckt", "datasets"):
+                    continue
+                dists = {canonicalize_name(d) for d in providers.get(top, [top])}
+                if not dists & declared:
+                    undeclared[top] = path.relative_to(ROOT).as_posix()
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
 def test_torch_is_locked_to_the_cpu_build_with_its_wheel_hash():
     """An unpinned torch from PyPI is a multi-GB CUDA build: the lock names the CPU build, which PyPI
     does not serve, and the sha256 of its wheel, so pip can never fetch another torch."""
