@@ -147,11 +147,11 @@ class Config:
     device: str = _runtime("cpu", "torch device ('auto' = CUDA when present)", choices=("cpu", "cuda", "auto"))
 
     def __post_init__(self) -> None:
+        self.validate()  # first, so that an error quotes the value as the user wrote it
         for f in fields(self):  # 1 and 1.0 are the same setting (and the same run key)
             value = getattr(self, f.name)
             if f.type == "float" and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, f.name, float(value))
-        self.validate()
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> "Config":

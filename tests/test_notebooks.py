@@ -117,7 +117,7 @@ TINY_DECLARATION = """\
 from ckt.book.chapters import Knob, chapter
 
 chapter("99_tiny", "A tiny chapter", "Experiments", smoke={"widths": [1.0, 3.0]},
-        exercises="a line drawn from one declaration", source={source!r},
+        exercises="a line drawn from one declaration", source=SOURCE,
         widths=Knob([1.0, 2.0], "widths drawn", each=(0.0, 10.0)))
 """
 
@@ -129,7 +129,7 @@ def tiny_chapter(tmp_path_factory):
     source = folder / "99_tiny.md"
     source.write_text(TINY_CHAPTER)
     declaration = folder / "tiny.py"
-    declaration.write_text(TINY_DECLARATION.format(source=str(source)))
+    declaration.write_text(TINY_DECLARATION.replace("SOURCE", repr(str(source))))
     os.environ[chapters.EXTRA_ENV] = str(declaration)
     chapters.load_extra_chapters()
     text, ipynb = synced(NOTEBOOKS["99_tiny"])  # the set-up and parameters cells, from the declaration

