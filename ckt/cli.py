@@ -1,9 +1,12 @@
 """``ckt`` command line: prepare data, train and evaluate a student, apply it to new texts.
 
     ckt data prepare [--force]
-    ckt train --config configs/default.yaml [--set key=value ...] --save runs/ckt
+    ckt train [--config configs/default.yaml] [--set key=value ...] --save runs/ckt
     ckt predict runs/ckt --input texts.csv --output preds.csv
     ckt params
+
+Without ``--config``, ``ckt train`` uses the built-in defaults (``Config()``; ``configs/default.yaml`` in
+the repository spells out the same values), so it runs from any directory, installed from a wheel or not.
 
 Every user error (bad parameter, malformed file, missing model) prints one line naming the
 problem and the fix, writes nothing, and exits with status 2.
@@ -17,11 +20,10 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import CktError, DataError
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     prep = data.add_parser("prepare", help="download the pinned artifacts and build the splits (once)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the splits exist")
     tr = sub.add_parser("train", help="train students (one per seed) and print mean ± 95%% CI")
-    tr.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+    tr.add_argument("--config", default=None,
+                    help="YAML config (default: the built-in defaults, the values of configs/default.yaml)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     tr.add_argument("--save", required=True, help="folder for weights, config, metrics.json")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -76,38 +79,38 @@ def cmd_params(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .config import Config
-    from .core.distributed import is_main, main_first
+    from .config import Config, parse_sets
+    from .core.distributed import finish, is_main, main_first
     from .core.metrics import format_ci
     from .core.models import resolve_model
-    from .core.student import trainable_state
+    from .core.student import save_pretrained
     from .experiments.run import REPORTED, prepare_run, run_seed, summary
 
-    cfg = Config.from_yaml(args.config or DEFAULT_CONFIG, args.set)
+    cfg = Config.from_yaml(args.config, args.set) if args.config else Config.from_dict(parse_sets(args.set))
     resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built
     out = Path(args.save)
     with main_first():  # under torchrun: rank 0 fills the caches, the others then read them
         prep = prepare_run(cfg, progress=not args.quiet and is_main())
-    records, weights = [], {}
-    for seed in cfg.seeds:
-        student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
-        records.append(record)
-        weights[seed] = trainable_state(student)
-    if not is_main():  # every rank trained the same student; rank 0 reports and saves it
-        return 0
-    import pandas as pd
+    records = []
+    # every rank trains the same students; rank 0 reports and saves them (a folder per seed)
+    with _atomic_dir(out) if is_main() else nullcontext() as tmp:
+        for seed in cfg.seeds:
+            student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
+            records.append(record)
+            if tmp is not None:
+                save_pretrained(student, tmp / f"student_seed{seed}", cfg)
+        if tmp is None:
+            finish()
+            return 0
+        import pandas as pd
 
-    table = pd.DataFrame(records)
-    summ = summary(table)
-    with _atomic_dir(out) as tmp:
-        from safetensors.torch import save_file
-
+        table = pd.DataFrame(records)
+        summ = summary(table)
         (tmp / "config.yaml").write_text(cfg.to_yaml())
-        for seed, state in weights.items():
-            save_file(state, str(tmp / f"student_seed{seed}.safetensors"))
         table.to_csv(tmp / "records.csv", index=False)
         (tmp / "metrics.json").write_text(json.dumps({"records": records, "summary": summ.to_dict("records")},
                                                      indent=2, default=float))
+    finish()
     print(f"teacher test accuracy: {prep.teacher['teacher_accuracy']:.1f}%  ({prep.teacher['teacher_n_train']} pool "
           f"examples)")
     print(f"{cfg.regime}, {len(cfg.seeds)} seeds (mean ± 95% CI):")
@@ -118,26 +121,36 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
-    import pandas as pd
-    import torch
-
+def load_run_student(run_dir: Path, seed: int | None):
+    """(student, seed) from a run folder (``student_seed<N>/``, or the older ``student_seed<N>.safetensors``
+    beside config.yaml), or from one student folder itself."""
     from .config import Config
-    from .core.student import load_student
+    from .core.student import from_pretrained, load_student
 
-    run_dir = Path(args.run_dir)
+    if (run_dir / "config.json").is_file():  # a student folder itself
+        return from_pretrained(run_dir), seed
     if not (run_dir / "config.yaml").is_file():
         raise DataError(f"{run_dir} is not a training run (no config.yaml): "
                         "pass the folder given to `ckt train --save`")
     cfg = Config.from_yaml(run_dir / "config.yaml")
-    seed = cfg.seeds[0] if args.seed is None else args.seed
+    seed = cfg.seeds[0] if seed is None else seed
+    folder = run_dir / f"student_seed{seed}"
+    if folder.is_dir():
+        return from_pretrained(folder), seed
+    return load_student(cfg, run_dir / f"student_seed{seed}.safetensors"), seed  # saved before student folders
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+    import torch
+
     texts = _read_texts(Path(args.input))
-    student = load_student(cfg, run_dir / f"student_seed{seed}.safetensors")
+    student, seed = load_run_student(Path(args.run_dir), args.seed)
     with torch.no_grad():
         prob = torch.softmax(student.head(student.pooled(texts).float()), -1)[:, 1]
     df = pd.DataFrame({"text": texts, "label": (prob >= 0.5).long().numpy(), "prob_positive": prob.numpy().round(6)})
     out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     df.to_csv(tmp, index=False)
     os.replace(tmp, out)
     print(f"wrote {len(df)} predictions to {out} (student seed {seed}, {int(df['label'].sum())} positive)")

@@ -1,7 +1,11 @@
-"""Where ckt keeps downloaded artifacts, built data and caches.
+"""Where ckt keeps downloaded artifacts, built data and caches, and where results go.
 
-Everything lives under one directory, never inside the installed package:
-``$CKT_CACHE_DIR`` if set, else ``~/.cache/ckt``.
+Caches live under one directory, never inside the installed package: ``$CKT_CACHE_DIR`` if set,
+else ``$XDG_CACHE_HOME/ckt`` (the XDG base-directory convention), else ``~/.cache/ckt``.
+
+Results tables and notebook findings go to ``$CKT_RESULTS_DIR`` if set; else ``<repository>/results``
+when ckt runs from the repository's own checkout (``make install``, an editable install); else
+``./results`` under the current directory — never into site-packages (:func:`default_results_dir`).
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ import os
 from pathlib import Path
 
 ENV_VAR = "CKT_CACHE_DIR"
+RESULTS_ENV = "CKT_RESULTS_DIR"
 
 
 def cache_dir() -> Path:
     """Root of every cache ckt writes (created on first use)."""
-    root = Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "ckt").expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    default = Path(xdg) / "ckt" if xdg and Path(xdg).is_absolute() else Path.home() / ".cache" / "ckt"
+    root = Path(os.environ.get(ENV_VAR) or default).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -29,3 +36,19 @@ def subdir(name: str) -> Path:
 def offline() -> bool:
     """True when the user asked for no network (``CKT_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``)."""
     return any(os.environ.get(v, "") not in ("", "0") for v in ("CKT_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def source_checkout() -> Path | None:
+    """The repository root when ckt is imported from its own checkout (not from site-packages), else None."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "configs").is_dir() and "site-packages" not in root.parts:
+        return root
+    return None
+
+
+def default_results_dir() -> Path:
+    """``$CKT_RESULTS_DIR``, else ``<repository>/results`` in a checkout, else ``./results`` (not created)."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    checkout = source_checkout()
+    return (checkout if checkout is not None else Path.cwd()) / "results"

@@ -16,6 +16,20 @@ def benchmark():
 
 
 @pytest.fixture(scope="session")
+def smoke_params() -> dict:
+    """The smoke parameters, for tests that pass them on (CLI flags, subprocess scripts)."""
+    return dict(SMOKE)
+
+
+@pytest.fixture(scope="session")
+def smoke_sets(smoke_params) -> list[str]:
+    """The smoke parameters as ``ckt train`` flags (``--set key=value``, lists as JSON)."""
+    import json
+
+    return [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in smoke_params.items()]
+
+
+@pytest.fixture(scope="session")
 def smoke_cfg(benchmark):
     from ckt.config import Config
 

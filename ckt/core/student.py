@@ -6,15 +6,30 @@ Both kinds expose the same three methods the training loop and the evaluation ne
   (feature mode: the pooled feature (B, D); embedding/LoRA mode: word embeddings (B, T, D));
 - ``logits_at(x, batch)`` → logits for a (possibly perturbed) x;
 - ``pooled(texts)`` → sentence features (N, D) the head reads, used by the evaluation suite.
+
+A trained student is saved as a Hugging Face-style folder (:func:`save_pretrained`)::
+
+    config.json              {"architecture": "ckt-student", "mode", "ckt_version", "config": every Config field}
+    model.safetensors        the learned head
+    adapter/                 LoRA students only: peft's save_pretrained (adapter_config.json,
+                             adapter_model.safetensors; keys from get_peft_model_state_dict)
+
+and loads with ``ckt.core.student.from_pretrained(folder)`` (what ``ckt predict`` does). The frozen
+backbone is not copied: the config names it (``backbone``), and it is loaded from there.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import ModelError
 from .features import encode, features
-from .models import Encoder, add_lora, freeze, hidden_size, load_backbone, make_head
+from .models import Encoder, add_lora, freeze, hidden_size, load_backbone, make_head, save_json
 
 
 class FeatureStudent(nn.Module):
@@ -91,26 +106,68 @@ def trainable_state(student: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().cpu().contiguous() for n, p in student.named_parameters() if p.requires_grad}
 
 
+def save_pretrained(student: nn.Module, folder, cfg) -> Path:
+    """Write a student as a Hugging Face-style folder (see the module docstring); returns the folder."""
+    from importlib.metadata import version
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    head = {k: v.detach().cpu().contiguous() for k, v in student.head.state_dict().items()}
+    save_file(head, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    if student.mode == "lora":
+        student.encoder.backbone.save_pretrained(str(folder / "adapter"))
+    save_json(folder / "config.json", {"architecture": "ckt-student", "mode": student.mode,
+                                       "ckt_version": version("ckt"), "config": cfg.to_dict()})
+    return folder
+
+
+def from_pretrained(folder) -> nn.Module:
+    """The student saved in ``folder`` by :func:`save_pretrained` (eval mode), its backbone loaded from
+    the name its config records."""
+    from ..config import Config
+
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "config.json").read_text())
+        assert meta.get("architecture") == "ckt-student"
+    except (OSError, ValueError, AssertionError):
+        raise ModelError(f"{folder} is not a saved ckt student (no config.json with architecture 'ckt-student'): "
+                         "pass a folder written by `ckt train --save`") from None
+    cfg = Config.from_dict(meta["config"])
+    student = make_student(cfg, hidden_size(cfg.backbone))
+    try:
+        student.head.load_state_dict(load_file(str(folder / "model.safetensors")))
+        if student.mode == "lora":
+            from peft import set_peft_model_state_dict
+
+            adapter = load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+            result = set_peft_model_state_dict(student.encoder.backbone, adapter)
+            if result.unexpected_keys:
+                raise RuntimeError(f"unexpected adapter keys {result.unexpected_keys[:3]}")
+    except Exception as err:  # noqa: BLE001 - a missing, corrupted or mismatched file: one line
+        detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise ModelError(f"student folder {folder} cannot be loaded ({detail}): retrain with `ckt train`") from None
+    return student.eval()
+
+
 def load_student(cfg, weights) -> nn.Module:
-    """Rebuild the student of ``cfg`` and load its learned weights from a safetensors file."""
-    from pathlib import Path
-
+    """Rebuild the student of ``cfg`` and load its learned weights from one safetensors file: the layout
+    of run folders written before students were saved as folders (``student_seed<N>.safetensors``)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..errors import ModelError
 
     path = Path(weights)
+    retrain = f"retrain with `ckt train --save {path.parent}` (runs are now saved as student folders)"
     if not path.is_file():
         raise ModelError(f"student weights {path} not found: train with `ckt train --save {path.parent}` first")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:
-        raise ModelError(f"student weights {path} are corrupted ({err}): retrain with `ckt train`") from None
+        raise ModelError(f"student weights {path} are corrupted ({err}): {retrain}") from None
     student = make_student(cfg, hidden_size(cfg.backbone))
     missing = set(trainable_state(student)) - set(state)
     if missing:
-        raise ModelError(f"student weights {path} lack {sorted(missing)[:3]}: they belong to another config; retrain")
+        raise ModelError(f"student weights {path} lack {sorted(missing)[:3]} (another config, or an older peft's "
+                         f"adapter names): {retrain}")
     student.load_state_dict(state, strict=False)
     return student.eval()
 

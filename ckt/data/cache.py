@@ -1,8 +1,17 @@
-"""A small content-addressed tensor cache on disk (safetensors, atomic, self-checking).
+"""A small content-addressed tensor cache on disk (safetensors, atomic, self-checking), and the one
+helper every build-once step goes through.
 
 Entries are keyed by a hash of everything that determines them (model fingerprint, texts,
 preprocessing). Each file stores its own key in the safetensors metadata; a file that fails to
-parse, or whose key or shapes disagree, is treated as corrupted: deleted, rebuilt, never used.
+parse, or whose key or shapes disagree, is treated as corrupted: rebuilt, never used.
+
+:func:`build_once` is how downloads, the benchmark, the teacher, features and logits, results tables
+and converted models are written: under an inter-process lock (``filelock``, in ``<cache>/.locks``, released by the
+OS if the holder dies), into a temporary sibling whose name carries the process id, then moved into place with
+``os.replace``. Two processes asking for the same entry build it once; the second waits and reads it.
+
+:func:`library_versions` names the versions of the libraries that shape the numbers; run keys and
+notebook stamps include it, so a version bump reruns what it could change.
 """
 
 from __future__ import annotations
@@ -10,15 +19,108 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
+from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
+from filelock import FileLock
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..paths import subdir
+
+T = TypeVar("T")
+# the libraries whose version can change a number ckt reports (a run key or a notebook stamp includes them)
+KEY_LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "POT", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """``{name: installed version}`` of :data:`KEY_LIBRARIES` (``"absent"`` for one not installed)."""
+    out = {}
+    for name in KEY_LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+@contextmanager
+def locked(path: str | os.PathLike):
+    """Hold the inter-process lock of ``path`` (a file in ``<cache>/.locks`` named by the path's hash, so
+    the folders that hold the entries stay clean; the OS releases it if the holder dies)."""
+    resolved = str(Path(path).resolve())
+    Path(resolved).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(subdir(".locks") / f"{hashlib.sha256(resolved.encode()).hexdigest()[:24]}.lock")):
+        yield
+
+
+def _exists(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def build_once(final: str | os.PathLike, build: Callable[[Path], T], load: Callable[[Path], T | None] = _exists,
+               force: bool = False) -> T:
+    """``load(final)`` if it gives a usable value, else build ``final`` once across processes.
+
+    ``build(tmp)`` writes the file or folder ``tmp`` (a sibling of ``final`` named with this process's
+    id) and returns the value; it is then moved onto ``final`` (``os.replace``), replacing a stale or
+    corrupted entry. The check is repeated under the lock, so a process that waited for another's build
+    loads it instead of building again. ``load`` returns None for an absent or unusable entry.
+    """
+    final = Path(final)
+    if not force and (got := load(final)) is not None:
+        return got
+    with locked(final):
+        if not force and (got := load(final)) is not None:
+            return got
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        _remove(tmp)
+        try:
+            value = build(tmp)
+            if final.is_dir():  # a folder cannot be replaced in one step; a file can (atomically)
+                _remove(final)
+            os.replace(tmp, final)
+        finally:
+            _remove(tmp)
+    return value
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a whole file, remembered by (path, size, mtime): a large unchanged file is read once.
+
+    The remembered hashes live in ``<cache>/file-hashes``; a file whose size or modification time
+    changed is hashed again.
+    """
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    memo = subdir("file-hashes") / f"{hashlib.sha256(str(path).encode()).hexdigest()[:24]}.json"
+    try:
+        known = json.loads(memo.read_text())
+        if {k: known.get(k) for k in stamp} == stamp:
+            return known["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**stamp, "sha256": h.hexdigest()}))
+    os.replace(tmp, memo)
+    return h.hexdigest()
 
 
 def hash_key(*parts) -> str:
@@ -47,17 +149,19 @@ def cached_tensors(kind: str, key: str, build: Callable[[], dict[str, torch.Tens
     ``rows`` is given, every tensor has that many rows.
     """
     path = subdir(kind) / f"{key}.safetensors"
-    if path.exists():
-        tensors = _load_checked(path, key, rows)
-        if tensors is not None:
-            return tensors
-        warnings.warn(f"cache entry {path} was corrupted; rebuilding it", stacklevel=2)
-        path.unlink(missing_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in build().items()}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"key": key})
-    os.replace(tmp, path)
-    return tensors
+
+    def load(p: Path) -> dict[str, torch.Tensor] | None:
+        tensors = _load_checked(p, key, rows) if p.exists() else None
+        if tensors is None and p.exists():
+            warnings.warn(f"cache entry {p} was corrupted; rebuilding it", stacklevel=4)
+        return tensors
+
+    def build_file(tmp: Path) -> dict[str, torch.Tensor]:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in build().items()}
+        save_file(tensors, str(tmp), metadata={"key": key})
+        return tensors
+
+    return build_once(path, build_file, load)
 
 
 def _load_checked(path: Path, key: str, rows: int | None) -> dict[str, torch.Tensor] | None:

@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import Config
-from ..data.cache import hash_key
+from ..data.cache import hash_key, library_versions, locked
 from ..errors import DataError
 from ..sot.selection import uses_selection
 from .run import Prepared, prepare_run, run_seed
@@ -64,9 +64,11 @@ def code_version(everything: bool = False) -> str:
 
 
 def run_id(cfg: Config, seed: int) -> str:
-    """Identity of one run: the keyed fields of the sections it reads, the seed and the code version.
+    """Identity of one run: the keyed fields of the sections it reads, the seed, the code version and the
+    versions of the libraries that shape the numbers (:func:`ckt.data.cache.library_versions`).
     Floats are normalised by Config (``w_kd=1`` is ``w_kd=1.0``), so both spell the same run."""
-    return hash_key({s: cfg.section(s, keyed_only=True) for s in run_sections(cfg)}, seed, code_version())[:16]
+    return hash_key({s: cfg.section(s, keyed_only=True) for s in run_sections(cfg)}, seed, code_version(),
+                    library_versions())[:16]
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -88,6 +90,17 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     df.to_csv(tmp, index=False)
     os.replace(tmp, path)
+
+
+def append_row(table: str | Path, row: dict) -> pd.DataFrame:
+    """Add one row to a results table under its lock (re-read first: another process may have added rows;
+    a run id already there is not added twice); returns the table as written."""
+    with locked(table):
+        done = read_table(table)
+        if "run_id" not in done or row["run_id"] not in set(done["run_id"]):
+            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+            write_table(done, table)
+    return done
 
 
 def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
@@ -159,8 +172,7 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
             _, record, items = run_seed(preps[key], seed, cfg, with_items=True)
             save_items(table, rid, items)
         row = {"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **record}
-        done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
-        write_table(done, table)
+        done = append_row(table, row)
         have.add(rid)
     # one row per job, labelled by *this* sweep (the same run may have been recorded under other labels)
     labels = [c for c in done.columns if c.startswith("p_")]

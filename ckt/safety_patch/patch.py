@@ -105,8 +105,8 @@ def refusal_sft(base, tokenizer, prompts: list[str], responses: list[str], *, me
 
 
 def save_patch(peft_model, folder) -> None:
-    """Save only the adapter (safetensors): the plug-in patch."""
-    peft_model.save_pretrained(str(folder), safe_serialization=True)
+    """Save only the adapter (peft's save_pretrained: adapter_config.json + adapter_model.safetensors)."""
+    peft_model.save_pretrained(str(folder))
 
 
 def attach(base, folder):
