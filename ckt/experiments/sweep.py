@@ -175,8 +175,8 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
         done = append_row(table, row)
         have.add(rid)
     # one row per job, labelled by *this* sweep (the same run may have been recorded under other labels)
-    labels = [c for c in done.columns if c.startswith("p_")]
-    by_id = done.drop(columns=labels).drop_duplicates("run_id").set_index("run_id")
+    label_columns = [c for c in done.columns if c.startswith("p_")]
+    by_id = done.drop(columns=label_columns).drop_duplicates("run_id").set_index("run_id")
     rows = [{"run_id": rid, **{f"p_{k}": v for k, v in labels.items()}, **by_id.loc[rid].to_dict()}
             for labels, _, _, rid in jobs]
     return pd.DataFrame(rows)
