@@ -3,9 +3,12 @@
 Caches live under one directory, never inside the installed package: ``$CKT_CACHE_DIR`` if set,
 else ``$XDG_CACHE_HOME/ckt`` (the XDG base-directory convention), else ``~/.cache/ckt``.
 
-Results tables and notebook findings go to ``$CKT_RESULTS_DIR`` if set; else ``<repository>/results``
-when ckt runs from the repository's own checkout (``make install``, an editable install); else
-``./results`` under the current directory — never into site-packages (:func:`default_results_dir`).
+Results tables and notebook findings go to ``$CKT_RESULTS_DIR`` if set — ``make book`` sets it to
+``<repository>/results``, the book's own results — else to ``<repository>/results-rerun`` when ckt runs
+from the repository's checkout (a papermill rerun, a notebook opened in Jupyter), else to
+``./results-rerun`` under the current directory; never into site-packages (:func:`default_results_dir`).
+A rerun therefore never changes the book's tables or findings; it reuses the book's rows read-only
+(:func:`book_results_dir`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,14 @@ def source_checkout() -> Path | None:
 
 
 def default_results_dir() -> Path:
-    """``$CKT_RESULTS_DIR``, else ``<repository>/results`` in a checkout, else ``./results`` (not created)."""
+    """``$CKT_RESULTS_DIR``, else ``<repository>/results-rerun`` in a checkout, else ``./results-rerun``."""
     if os.environ.get(RESULTS_ENV):
         return Path(os.environ[RESULTS_ENV]).expanduser()
     checkout = source_checkout()
-    return (checkout if checkout is not None else Path.cwd()) / "results"
+    return (checkout if checkout is not None else Path.cwd()) / "results-rerun"
+
+
+def book_results_dir() -> Path | None:
+    """The book's own results (``<repository>/results``, written only by ``make book``), if there are any."""
+    checkout = source_checkout()
+    return checkout / "results" if checkout is not None and (checkout / "results").is_dir() else None

@@ -141,7 +141,8 @@ def rerun_box(name: str) -> str:
     command = papermill_command(name, {k: knob.default for k, knob in spec.knobs.items()})
     return "\n".join([
         ":::{admonition} Rerun this chapter", ":class: tip dropdown", "",
-        "After `make install` (or `pip install -e .` in a clone), from the repository root:", "",
+        "After `make install` (or `pip install -e .` in a clone), from the repository root (the rerun's numbers go "
+        "to `results-rerun/`, not to the book's `results/`; rows the book already has are reused):", "",
         "```bash", "source .venv/bin/activate", command, "```", "",
         "Change any value below, or pass any config field (see {doc}`../rerun`); a misspelled or "
         "out-of-range parameter stops at the first cell with one line naming the fix.", "",
@@ -199,8 +200,8 @@ def main(argv=None) -> int:
     root = Path(args.root).resolve()
     if root != ROOT:
         stage(root)
-    if args.smoke:  # smoke results never mix with the real ones
-        os.environ.setdefault("CKT_RESULTS_DIR", str(root / "results-smoke"))
+    # make book writes the book's own results; a papermill rerun, without this, writes to results-rerun/
+    os.environ.setdefault("CKT_RESULTS_DIR", str(root / ("results-smoke" if args.smoke else "results")))
     timings: list[tuple[str, float, str]] = []
     start = time.perf_counter()
     t = time.perf_counter()

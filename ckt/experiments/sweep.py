@@ -13,6 +13,7 @@ Runs that share data, teacher and features (:func:`prep_key`) share one
 from __future__ import annotations
 
 import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from ..config import Config
 from ..data.cache import hash_key, library_versions, locked
 from ..errors import DataError
+from ..paths import book_results_dir
 from ..sot.selection import uses_selection
 from .run import Prepared, prepare_run, run_seed
 
@@ -104,9 +106,15 @@ def append_row(table: str | Path, row: dict) -> pd.DataFrame:
 
 
 def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
-    """Rows with these run ids in the other results tables of the same folder (read only)."""
+    """Rows with these run ids in the other results tables of the same folder, or in the book's own results
+    (read only; a row found there brings its per-item scores along into this folder)."""
     found: dict[str, dict] = {}
-    for other in sorted(table.parent.glob("*.csv")) if wanted and table.parent.exists() else []:
+    folders = [table.parent] if table.parent.exists() else []
+    book = book_results_dir()
+    if book is not None and book.resolve() != table.parent.resolve():
+        folders.append(book)
+    others = [p for folder in folders for p in sorted(folder.glob("*.csv"))] if wanted else []
+    for other in others:
         if other.resolve() == table.resolve():
             continue
         try:
@@ -115,7 +123,10 @@ def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
             continue  # an unreadable neighbour is simply not reused
         if "run_id" in df:
             for row in df[df["run_id"].isin(wanted)].to_dict("records"):
+                if not items_path(other, row["run_id"]).is_file():
+                    continue  # a row without its per-item scores cannot serve a verdict
                 found[row["run_id"]] = {k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+                found[row["run_id"]]["_items"] = str(items_path(other, row["run_id"]))
     return found
 
 
@@ -164,7 +175,11 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
         if rid in have:
             continue
         if rid in elsewhere:  # the same run, already made for another chapter
-            record = {k: v for k, v in elsewhere[rid].items() if not k.startswith("p_") and k != "run_id"}
+            record = {k: v for k, v in elsewhere[rid].items()
+                      if not k.startswith("p_") and k not in ("run_id", "_items")}
+            if not items_path(table, rid).is_file():
+                items_path(table, rid).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(elsewhere[rid]["_items"], items_path(table, rid))
         else:
             key = prep_key(cfg)
             if key not in preps:
