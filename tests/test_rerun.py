@@ -21,7 +21,8 @@ def test_a_rerun_reuses_the_books_rows_and_leaves_them_untouched(tmp_path, monke
 
     def fake_run_seed(prep, seed, cfg, progress=False, with_items=False):
         trained.append(seed)
-        return None, {"regime": cfg.regime, "seed": seed, "accuracy": 50.0 + seed}, {"accuracy": np.full(4, 50.0 + seed)}
+        record = {"regime": cfg.regime, "seed": seed, "accuracy": 50.0 + seed}
+        return None, record, {"accuracy": np.full(4, 50.0 + seed)}
 
     monkeypatch.setattr(sweep, "run_seed", fake_run_seed)
     monkeypatch.setattr(sweep, "prepare_run", lambda cfg, progress=False: None)
