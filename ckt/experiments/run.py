@@ -111,13 +111,13 @@ def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
     subset = D.balanced_subset(frame, cfg.train_size, seed=ds)
     if cfg.label_noise:
         subset = D.inject_label_noise(subset, cfg.label_noise, ds)
-    rows = torch.as_tensor(subset["row"].to_numpy())
+    rows = torch.as_tensor(subset["row"].to_numpy().copy())
     texts, x, t = list(subset["text"]), prep.x_train[rows], prep.t_train[rows]
     if cfg.text_noise:
         texts = D.inject_text_noise(texts, cfg.text_noise, ds, "typo")
         x, t = features(cfg.backbone, texts, cfg.max_length, progress=False), prep.teacher_net.logits(texts)
-    return replace(prep, train_texts=texts, y_train=torch.as_tensor(subset["label"].to_numpy(), dtype=torch.long),
-                   t_train=t, x_train=x)
+    y = torch.as_tensor(subset["label"].to_numpy().copy(), dtype=torch.long)
+    return replace(prep, train_texts=texts, y_train=y, t_train=t, x_train=x)
 
 
 def run_seed(prep: Prepared, seed: int, cfg: Config | None = None, progress: bool = False, with_items: bool = False):
