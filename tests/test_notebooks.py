@@ -234,3 +234,15 @@ def test_the_hidden_cell_check_flags_a_seeded_function(tmp_path):
     source = "def peak(metric):\n    return 1\n"
     defined = [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.Lambda))]
     assert defined  # the same walk as above finds it
+
+
+@pytest.mark.parametrize("name", sorted(n for n, ch in NOTEBOOKS.items() if ch.exercises))
+def test_student_notebook_keeps_the_exercises_and_has_no_solution(name):
+    import nbformat
+
+    path = ROOT / "notebooks" / "student" / f"{name}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Exercises" in text and "*Predict*" in text
+    assert "Solution" not in text and ":class: dropdown" not in text

@@ -202,6 +202,7 @@ def main(argv=None) -> int:
         stage(root)
     # make book writes the book's own results; a papermill rerun, without this, writes to results-rerun/
     os.environ.setdefault("CKT_RESULTS_DIR", str(root / ("results-smoke" if args.smoke else "results")))
+    os.environ["CKT_BOOK_BUILD"] = "1"  # glue goes into the page's prose, not into a printed summary
     timings: list[tuple[str, float, str]] = []
     start = time.perf_counter()
     t = time.perf_counter()

@@ -136,6 +136,9 @@ def table_path(name: str) -> Path:
     return results_dir() / f"{name}.csv"
 
 
+BOOK_BUILD_ENV = "CKT_BOOK_BUILD"  # set by make book: the rendered page shows the glue in the prose instead
+
+
 def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
     """``myst_nb.glue`` every value as ``<prefix>_<key>``, hidden from the cell output.
 
@@ -143,9 +146,13 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
     Markdown and pasted with ``{glue:md}`key``` (for sentences whose wording depends on the
     result, so the prose never claims what the run did not show).
     """
-    from IPython.display import Markdown
+    from IPython.display import Markdown, display
     from myst_nb import glue
 
+    if not os.environ.get(BOOK_BUILD_ENV):  # in Jupyter, Binder or Colab: show what the prose's glue says
+        display(Markdown("**What this run found** (pasted into the text above and below in the book):\n\n"
+                         + "\n".join(f"- `{prefix}_{k}`: {v if isinstance(v, str) else round(float(v), digits)}"
+                                      for k, v in values.items() if isinstance(v, (str, int, float, np.number)))))
     for key, value in values.items():
         if isinstance(value, str):
             value = Markdown(value)

@@ -10,6 +10,7 @@ generated from the text and committed. ``python -m ckt.book.build --sync`` rewri
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .chapters import CHAPTERS, ROOT, Chapter, toc_yaml
@@ -113,6 +114,24 @@ def to_myst(nb) -> str:
     return jupytext.writes(nb, fmt="md:myst")
 
 
+SOLUTION = re.compile(r"\n?:::\{admonition\} Solution\n:class: dropdown\n.*?\n:::\n?", re.S)
+
+
+def student_notebook(nb):
+    """The chapter for a student: every exercise kept, every solution removed (a copy)."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and "Solution" in cell.source:
+            cell.source = SOLUTION.sub("\n*Your answer:* \n", cell.source)
+    return nb
+
+
+def student_path(ch: Chapter) -> Path:
+    return ch.path.parent / "student" / f"{ch.name}.ipynb"
+
+
 def synced(ch: Chapter, url: str | None = None) -> tuple[str, str]:
     """(MyST text, ipynb text) that a sync writes for a chapter."""
     nb = generated_cells(read_text_notebook(ch.path), ch, url)
@@ -131,6 +150,9 @@ def out_of_sync() -> list[str]:
             stale.append(shown(ch.path))
         if not ch.ipynb.is_file() or ch.ipynb.read_text(encoding="utf-8") != ipynb:
             stale.append(shown(ch.ipynb))
+        student = to_ipynb(student_notebook(read_text_notebook(ch.path)))
+        if ch.exercises and (not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student):
+            stale.append(shown(student_path(ch)))
     if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
         stale.append("_toc.yml")
     return stale
@@ -143,5 +165,8 @@ def sync() -> list[str]:
         text, ipynb = synced(ch)
         ch.path.write_text(text, encoding="utf-8")
         ch.ipynb.write_text(ipynb, encoding="utf-8")
+        if ch.exercises:  # the same chapter without its solutions, for a course
+            student_path(ch).parent.mkdir(exist_ok=True)
+            student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
     (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
     return changed
