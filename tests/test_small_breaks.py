@@ -37,10 +37,10 @@ def test_cache_dir_follows_ckt_cache_dir_then_xdg_then_home(tmp_path, monkeypatc
 def test_results_go_to_the_checkout_or_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(paths.RESULTS_ENV, raising=False)
     assert paths.source_checkout() == ROOT  # these tests run from the checkout
-    assert paths.default_results_dir() == ROOT / "results"
+    assert paths.default_results_dir() == ROOT / "results-rerun"  # make book sets CKT_RESULTS_DIR=results
     monkeypatch.setattr(paths, "source_checkout", lambda: None)  # installed from a wheel
     monkeypatch.chdir(tmp_path)
-    assert paths.default_results_dir() == tmp_path / "results"
+    assert paths.default_results_dir() == tmp_path / "results-rerun"
     monkeypatch.setenv(paths.RESULTS_ENV, str(tmp_path / "mine"))
     assert paths.default_results_dir() == tmp_path / "mine"
 
