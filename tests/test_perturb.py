@@ -56,7 +56,10 @@ def test_gaussian_lands_exactly_on_the_sphere():
 def test_fgsm_on_a_linear_loss_is_the_analytic_direction():
     w = torch.tensor([3.0, -4.0])  # ∇ₓ (w·x) = w
     x = torch.randn(2, 2)
-    loss_fn = lambda xp: (xp @ w).sum()  # noqa: E731
+
+    def loss_fn(xp):
+        return (xp @ w).sum()
+
     d_inf = make_delta(PerturbSpec("fgsm", 0.1, "linf"), x, loss_fn)
     assert torch.allclose(d_inf, 0.1 * torch.tensor([[1.0, -1.0], [1.0, -1.0]]))
     d_l2 = make_delta(PerturbSpec("fgsm", 0.5, "l2"), x, loss_fn)
@@ -67,7 +70,10 @@ def test_pgd_raises_the_loss_more_than_random_noise_and_leaves_no_grads():
     model = mlp(5)
     x = torch.randn(32, 5, generator=torch.Generator().manual_seed(1))
     y = model(x).argmax(-1)
-    loss_fn = lambda xp: torch.nn.functional.cross_entropy(model(xp), y)  # noqa: E731
+
+    def loss_fn(xp):
+        return torch.nn.functional.cross_entropy(model(xp), y)
+
     spec = PerturbSpec("pgd", 0.5, "l2", steps=10)
     d_pgd = make_delta(spec, x, loss_fn, generator=torch.Generator().manual_seed(0))
     d_rand = make_delta(PerturbSpec("gaussian", 0.5, "l2"), x, generator=torch.Generator().manual_seed(0))
@@ -80,7 +86,10 @@ def test_pgd_raises_the_loss_more_than_random_noise_and_leaves_no_grads():
 def test_same_generator_seed_same_delta():
     model = mlp(4)
     x = torch.randn(8, 4)
-    loss_fn = lambda xp: model(xp).sum()  # noqa: E731
+
+    def loss_fn(xp):
+        return model(xp).sum()
+
     spec = PerturbSpec("pgd", 0.2, "linf", steps=3)
     a = make_delta(spec, x, loss_fn, generator=torch.Generator().manual_seed(7))
     b = make_delta(spec, x, loss_fn, generator=torch.Generator().manual_seed(7))
