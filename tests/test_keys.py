@@ -68,3 +68,25 @@ def test_a_file_hash_is_remembered_until_size_or_mtime_change(tmp_path, monkeypa
     st = f.stat()
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert file_sha256(f) == real  # touched: hashed again
+
+
+def test_the_notebook_stamp_changes_with_the_source_the_parameters_the_code_and_the_findings(tmp_path, monkeypatch):
+    from ckt.book import build, chapters
+
+    stamp = notebook_stamp("02_kd_weight", {})
+    assert notebook_stamp("02_kd_weight", {}) == stamp  # deterministic
+    assert notebook_stamp("02_kd_weight", {"weights": [0.0, 1.0]}) != stamp  # parameters
+    monkeypatch.setattr(build, "code_version", lambda everything=False: "another-code")
+    assert notebook_stamp("02_kd_weight", {}) != stamp  # code
+    monkeypatch.undo()
+    ch = chapters.CHAPTERS["02_kd_weight"]
+    edited = tmp_path / "02_kd_weight.md"
+    edited.write_text(ch.path.read_text() + "\nOne more sentence.\n")
+    monkeypatch.setitem(chapters.CHAPTERS, "02_kd_weight", chapters.Chapter(**{**ch.__dict__, "source": edited}))
+    assert notebook_stamp("02_kd_weight", {}) != stamp  # source
+    monkeypatch.undo()
+    claims = notebook_stamp("08_claims", {})
+    monkeypatch.setenv("CKT_RESULTS_DIR", str(tmp_path / "results"))
+    (tmp_path / "results" / "findings").mkdir(parents=True)
+    (tmp_path / "results" / "findings" / "02_kd_weight.json").write_text('{"claims": []}')
+    assert notebook_stamp("08_claims", {}) != claims  # a verdict chapter also depends on the findings
