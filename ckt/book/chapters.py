@@ -116,7 +116,8 @@ def toc_yaml() -> str:
 def exercises_table() -> str:
     """The table on the exercises page: one row per chapter that has exercises."""
     rows = ["| chapter | its exercises are about |", "|---|---|"]
-    rows += [f"| {{doc}}`{c.name} <{c.name}>` | {c.exercises} |" for c in CHAPTERS.values() if c.exercises]
+    # included from book/exercises.md, so the chapter pages are at executed/<name> relative to it
+    rows += [f"| {{doc}}`executed/{c.name}` | {c.exercises} |" for c in CHAPTERS.values() if c.exercises]
     return "\n".join(rows) + "\n"
 
 
