@@ -1,0 +1,153 @@
+"""Perturbation bounds and masks by hand (ckt.core.perturb): projection leaves the inside of the ball
+alone, masks zero padding *before* the norm, and FGSM / PGD land exactly on ε where they should."""
+
+import pytest
+import torch
+
+from ckt.core.perturb import (PerturbSpec, fgsm_delta, fgsm_step, gaussian_delta, make_delta, per_example_norm,
+                              pgd_delta, project)
+
+
+def linear_loss(w):
+    """loss(x) = Σ_i w · x_i: its gradient is w for every example, whatever x is."""
+    return lambda xp: (xp * w).sum()
+
+
+# ------------------------------------------------------------------ projection
+
+def test_a_point_inside_the_l2_ball_is_left_unchanged():
+    d = torch.tensor([[0.3, 0.4], [3.0, 4.0], [0.0, 0.0]])  # norms 0.5 (inside), 5 (outside), 0
+    p = project(d, 1.0, "l2")
+    assert torch.equal(p[0], d[0])  # not pushed out to the sphere
+    assert torch.allclose(p[1], torch.tensor([0.6, 0.8]))  # shrunk onto the sphere, same direction
+    assert torch.equal(p[2], torch.zeros(2))  # no 0/0
+
+
+def test_a_point_exactly_on_the_sphere_and_the_linf_box():
+    on = torch.tensor([[0.6, 0.8]])
+    assert torch.allclose(project(on, 1.0, "l2"), on)
+    d = torch.tensor([[0.5, -2.0, 1.0, -0.25]])
+    assert torch.equal(project(d, 1.0, "linf"), torch.tensor([[0.5, -1.0, 1.0, -0.25]]))  # clamp, per coordinate
+    assert torch.equal(project(d, 3.0, "linf"), d)
+
+
+def test_projection_is_per_example_over_all_trailing_dims():
+    d = torch.zeros(2, 2, 3)
+    d[0, 0, 0], d[0, 1, 2] = 3.0, 4.0  # example 0: norm 5 over both tokens
+    d[1, 1, 1] = 0.5  # example 1: inside
+    p = project(d, 2.5, "l2")
+    assert p[0, 0, 0].item() == pytest.approx(1.5) and p[0, 1, 2].item() == pytest.approx(2.0)
+    assert torch.equal(p[1], d[1])
+    n = per_example_norm(d, "l2")
+    assert n.shape == (2, 1, 1) and n.flatten().tolist() == pytest.approx([5.0, 0.5])
+    assert per_example_norm(d, "linf").flatten().tolist() == [4.0, 0.5]
+
+
+# ------------------------------------------------------------------ masks: zero padding before the norm
+
+MASK = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).unsqueeze(-1)  # (B=2, T=3, 1): 2 and 1 real tokens
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_masked_gaussian_carries_the_full_eps_on_real_tokens(norm):
+    x = torch.zeros(2, 3, 4)
+    d = gaussian_delta(x, 0.7, norm, torch.Generator().manual_seed(0), MASK)
+    assert (d * (1 - MASK) == 0).all()
+    # the norm was taken after masking: the real tokens alone reach ε (masking after would leave less)
+    assert per_example_norm(d, norm).flatten().tolist() == pytest.approx([0.7, 0.7], rel=1e-6)
+    if norm == "linf":
+        assert torch.equal(d.abs(), 0.7 * MASK.expand(2, 3, 4))
+
+
+def test_masked_fgsm_l2_normalises_over_the_real_tokens_only():
+    w = torch.arange(1.0, 13.0).reshape(3, 4)  # a gradient that is large on the padding positions too
+    x = torch.randn(2, 3, 4)
+    d = fgsm_delta(linear_loss(w), x, 0.5, "l2", mask=MASK)
+    g0, g1 = w[:2], w[:1]  # the real part of the gradient of each example
+    assert torch.allclose(d[0, :2], 0.5 * g0 / g0.norm(), atol=1e-6)
+    assert torch.allclose(d[1, :1], 0.5 * g1 / g1.norm(), atol=1e-6)
+    assert (d * (1 - MASK) == 0).all()
+    assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.5, 0.5], rel=1e-6)
+
+
+def test_fgsm_step_masks_a_gradient_at_hand():
+    g = torch.tensor([[[3.0], [4.0], [100.0]]])  # (1, 3, 1), the last token is padding
+    mask = torch.tensor([[[1.0], [1.0], [0.0]]])
+    d = fgsm_step(g, 1.0, "l2", mask)
+    assert torch.allclose(d.flatten(), torch.tensor([0.6, 0.8, 0.0]))
+    assert torch.equal(fgsm_step(g, 0.25, "linf", mask).flatten(), torch.tensor([0.25, 0.25, 0.0]))
+    assert torch.equal(fgsm_step(torch.zeros(1, 3), 1.0, "l2"), torch.zeros(1, 3))  # no gradient, no step
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+@pytest.mark.parametrize("random_start", [True, False])
+def test_masked_pgd_reaches_eps_on_the_real_tokens_and_never_touches_padding(norm, random_start):
+    w = torch.tensor([[1.0, -2.0], [0.5, 3.0], [7.0, 7.0]])
+    x = torch.zeros(2, 3, 2)
+    spec = PerturbSpec("pgd", 0.4, norm, steps=10, random_start=random_start)
+    d = pgd_delta(linear_loss(w), x, spec, torch.Generator().manual_seed(0), MASK)
+    assert (d * (1 - MASK) == 0).all()
+    assert per_example_norm(d, norm).flatten().tolist() == pytest.approx([0.4, 0.4], rel=1e-5)
+    if norm == "linf":  # a linear loss: PGD ends at the corner ε·sign(w) of the box, on real tokens
+        assert torch.allclose(d, 0.4 * torch.sign(w) * MASK)
+    elif not random_start:  # from δ = 0 it walks straight along w over the real tokens: ε·w/‖w‖
+        g0, g1 = w[:2], w[:1]
+        assert torch.allclose(d[0, :2], 0.4 * g0 / g0.norm(), atol=1e-6)
+        assert torch.allclose(d[1, :1], 0.4 * g1 / g1.norm(), atol=1e-6)
+
+
+# ------------------------------------------------------------------ FGSM / PGD: exactly on ε, or inside
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_fgsm_lands_exactly_on_eps(norm):
+    w = torch.tensor([0.1, -5.0, 2.0])
+    x = torch.randn(4, 3)
+    d = make_delta(PerturbSpec("fgsm", 0.3, norm), x, linear_loss(w))
+    assert per_example_norm(d, norm).flatten().tolist() == pytest.approx([0.3] * 4, rel=1e-6)
+    expected = 0.3 * (torch.sign(w) if norm == "linf" else w / w.norm())
+    assert torch.allclose(d, expected.expand(4, 3), atol=1e-6)
+
+
+def test_pgd_without_random_start_takes_exactly_k_steps_of_eta():
+    w = torch.tensor([3.0, 4.0])
+    x = torch.zeros(1, 2)
+    # two steps of η = 0.1 from δ = 0 along w/‖w‖ stay inside the ball of radius 1: not pushed to the sphere
+    spec = PerturbSpec("pgd", 1.0, "l2", steps=2, step_size=0.1, random_start=False)
+    d = make_delta(spec, x, linear_loss(w))
+    assert torch.allclose(d, torch.tensor([[0.12, 0.16]]), atol=1e-6)
+    # enough steps to cross the sphere: projected back onto it
+    far = make_delta(PerturbSpec("pgd", 1.0, "l2", steps=15, step_size=0.1, random_start=False), x, linear_loss(w))
+    assert torch.allclose(far, torch.tensor([[0.6, 0.8]]), atol=1e-6)
+    box = make_delta(PerturbSpec("pgd", 0.25, "linf", steps=3, step_size=0.1, random_start=False), x,
+                     linear_loss(torch.tensor([-1.0, 2.0])))
+    assert torch.allclose(box, torch.tensor([[-0.25, 0.25]]))  # 0.3 per coordinate, clamped to 0.25
+
+
+def test_pgd_default_step_size_is_two_and_a_half_eps_over_steps():
+    assert PerturbSpec("pgd", 0.4, "l2", steps=4).eta == pytest.approx(0.25)
+    assert PerturbSpec("pgd", 0.4, "l2", steps=4, step_size=0.05).eta == 0.05
+    # with the default η, k steps travel 2.5·ε in all: from 0 along a linear loss, PGD sits on the sphere
+    d = make_delta(PerturbSpec("pgd", 0.4, "l2", steps=4, random_start=False), torch.zeros(1, 2),
+                   linear_loss(torch.tensor([0.0, 1.0])))
+    assert torch.allclose(d, torch.tensor([[0.0, 0.4]]), atol=1e-6)
+
+
+def test_pgd_random_start_is_inside_the_ball_and_seeded():
+    """One step of η = tiny: δ is (almost) the random start, which lies strictly inside the ball."""
+    x = torch.zeros(64, 3)
+    spec = PerturbSpec("pgd", 1.0, "l2", steps=1, step_size=1e-9)
+    d = make_delta(spec, x, lambda xp: xp.sum() * 0.0, generator=torch.Generator().manual_seed(0))
+    n = per_example_norm(d, "l2").flatten()
+    assert (n < 1.0).all() and (n > 0.0).all()
+    assert n.std() > 0.1  # a uniform radius, not all on the sphere
+    again = make_delta(spec, x, lambda xp: xp.sum() * 0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(d, again)
+
+
+def test_gaussian_direction_is_normalised_per_example():
+    x = torch.zeros(3, 5)
+    d = make_delta(PerturbSpec("gaussian", 2.0, "l2"), x, generator=torch.Generator().manual_seed(4))
+    assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([2.0] * 3, rel=1e-6)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(d, 2.0 * g / g.norm(dim=1, keepdim=True), atol=1e-6)  # the same draw, rescaled
+    assert not d.requires_grad
