@@ -4,6 +4,7 @@ alone, masks zero padding *before* the norm, and FGSM / PGD land exactly on ε w
 import pytest
 import torch
 
+from ckt.errors import ConfigError
 from ckt.core.perturb import (PerturbSpec, fgsm_delta, fgsm_step, gaussian_delta, make_delta, per_example_norm,
                               pgd_delta, project)
 
@@ -151,3 +152,44 @@ def test_gaussian_direction_is_normalised_per_example():
     g = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(d, 2.0 * g / g.norm(dim=1, keepdim=True), atol=1e-6)  # the same draw, rescaled
     assert not d.requires_grad
+
+
+# ------------------------------------------------------------------ the random start by hand, dtypes, messages
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_pgd_random_start_is_a_uniform_radius_times_the_masked_gaussian_direction(norm):
+    """With one negligible step, δ is the random start itself: u·ε·unit(g ⊙ mask), u ~ U[0, 1) per example
+    and g ~ N(0, I), drawn in that order from the generator."""
+    x = torch.zeros(2, 3, 4)
+    spec = PerturbSpec("pgd", 0.8, norm, steps=1, step_size=1e-12)
+    d = pgd_delta(lambda xp: xp.sum() * 0.0, x, spec, torch.Generator().manual_seed(11), MASK)
+    gen = torch.Generator().manual_seed(11)
+    u = torch.rand(2, generator=gen).view(2, 1, 1)
+    g = torch.randn(x.shape, generator=gen) * MASK
+    unit = g.sign() if norm == "linf" else g / g.flatten(1).norm(dim=1).view(2, 1, 1)
+    assert torch.allclose(d, u * 0.8 * unit, atol=1e-9)
+
+
+def test_delta_has_the_dtype_of_x_and_the_same_draw_whatever_the_default_dtype():
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    d = gaussian_delta(x, 1.0, "l2", torch.Generator().manual_seed(2))
+    assert d.dtype == torch.float64
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        again = gaussian_delta(x, 1.0, "l2", torch.Generator().manual_seed(2))
+    finally:
+        torch.set_default_dtype(old)
+    assert torch.equal(d, again)  # drawn in float32 either way: reproducible across default dtypes
+    p = pgd_delta(lambda xp: xp.sum(), x, PerturbSpec("pgd", 0.5, "l2"), torch.Generator().manual_seed(0))
+    assert p.dtype == torch.float64
+
+
+def test_spec_errors_name_every_choice():
+    with pytest.raises(ConfigError) as err:
+        PerturbSpec(kind="pgdd")
+    assert str(err.value) == "unknown perturbation 'pgdd': choose one of none, gaussian, fgsm, pgd"
+    with pytest.raises(ConfigError) as err:
+        PerturbSpec(norm="l1")
+    assert str(err.value) == "unknown norm 'l1': choose one of l2, linf"
+    assert PerturbSpec(step_size=0.5).eta == 0.5  # a step size below 1 is valid

@@ -199,3 +199,19 @@ def test_pgd_probe_ascends_the_cross_entropy_of_the_true_label():
     clean, pgd = margin(logits["clean"]), margin(logits["pgd"])
     lowered = torch.where(data.y == 0, clean - pgd, pgd - clean)  # how far the true class fell
     assert (lowered > 0.9 * math.sqrt(2) * 0.2).all() and (lowered <= math.sqrt(2) * 0.2 + 1e-6).all()
+
+
+def test_the_default_eval_seed_is_zero_and_the_seed_moves_the_gaussian_probe():
+    """Forty points just off the boundary: the Gaussian probe flips a seed-dependent subset of them."""
+    g = torch.Generator().manual_seed(0)
+    margins = 0.01 * torch.rand(40, generator=g) + 0.001
+    table = {f"p{i}": [float(m), 0.0] for i, m in enumerate(margins)}  # swap head: logits [0, m] -> class 1
+    student = LookupStudent(table, swap_head())
+    texts = list(table)
+    data = EvalSet(texts, torch.ones(40, dtype=torch.long), torch.zeros(40, 2), texts, texts, ["d"] * 40, [],
+                   torch.tensor([], dtype=torch.long))
+    default, zero = evaluate(student, data, 0.5), evaluate(student, data, 0.5, seed=0)
+    one = evaluate(student, data, 0.5, seed=1)
+    assert default == zero
+    assert default["acc_gaussian"] != one["acc_gaussian"]
+    assert 0.0 < default["acc_gaussian"] < 100.0 and default["acc_pgd"] == 0.0  # PGD flips every one of them

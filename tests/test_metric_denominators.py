@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from ckt.core import losses as L
 from ckt.core.losses import kd_loss
-from ckt.core.metrics import accuracy, alignment_stability, kd_alignment, macro_f1
+from ckt.core.metrics import (accuracy, alignment_stability, kd_alignment, macro_f1, mean_ci, noise_robustness,
+                              summarize)
+from ckt.errors import ConfigError
 from ckt.safety_patch.patch import subspace_overlap
 from ckt.sot.weights import selection_metrics
 
@@ -124,3 +127,95 @@ def test_rates_with_unequal_class_counts():
     assert math.isnan(accuracy([], []))
     # stability averages per member (3 of 5 and 5 of 5), not pooled over members of different meaning
     assert alignment_stability(p, {"a": [0, 0, 1, 0, 1], "b": p}) == pytest.approx((60.0 + 100.0) / 2)
+
+
+# ------------------------------------------------------------------ messages, dtypes and axes
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: kd_loss(torch.zeros(1, 2), torch.zeros(1, 2), 0.0), "tau=0.0 is out of range: it must be > 0.0"),
+    (lambda: L.soft_labels(torch.zeros(1, 2), 0.0), "tau=0.0 is out of range: it must be > 0.0"),
+    (lambda: L.noise_robust_loss(torch.zeros(1, 2), None, torch.tensor([0]), 1.5),
+     "alpha=1.5 is out of range: it must be in [0.0, 1.0]"),
+    (lambda: L.grad_norm_penalty(torch.tensor(1.0), [], -1.0), "lam=-1.0 is out of range: it must be >= 0.0"),
+    (lambda: L.total_loss(torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1.0), -0.5),
+     "w_kd=-0.5 is out of range: it must be >= 0.0"),
+    (lambda: noise_robustness({}), "noise_robustness needs at least one perturbation in the suite"),
+    (lambda: alignment_stability([0], {}), "alignment_stability needs at least one perturbation in the suite"),
+    (lambda: mean_ci([]), "mean_ci got no values: run at least one seed"),
+])
+def test_each_error_message_in_full(call, message):
+    with pytest.raises(ConfigError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_a_small_temperature_is_fine():
+    assert L.soft_labels(torch.tensor([[0.0, 0.5]]), 0.5)[0, 1].item() == pytest.approx(1 / (1 + math.exp(-1)))
+
+
+def test_zero_lambda_costs_no_double_backward_and_unused_params_give_a_tensor():
+    w = torch.ones(2, requires_grad=True)
+    loss = (w * w).sum()
+    free = L.grad_norm_penalty(loss, [w], 0.0)
+    assert free.item() == 0.0 and not free.requires_grad  # no graph built for λ = 0
+    unused = torch.ones(3, requires_grad=True)
+    none = L.grad_norm_penalty(loss, [unused], 2.0)
+    assert isinstance(none, torch.Tensor) and none.item() == 0.0
+
+
+def test_the_class_axis_is_the_last_one_whatever_the_leading_shape():
+    """A (B, T, C) batch gives the same losses and metrics as its (B·T, C) reshape."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    t = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    flat = lambda z: z.reshape(6, 4)  # noqa: E731
+    assert torch.allclose(L.soft_labels(s, 2.0).reshape(6, 4), L.soft_labels(flat(s), 2.0))
+    assert L.kd_loss(s, t, 2.0).item() == pytest.approx(L.kd_loss(flat(s), flat(t), 2.0).item())
+    assert L.smart_loss(s, t).item() == pytest.approx(L.smart_loss(flat(s), flat(t)).item())
+    assert kd_alignment(s, t, 2.0) == pytest.approx(kd_alignment(flat(s), flat(t), 2.0))
+
+
+def test_kd_alignment_rows_on_very_different_scales():
+    # a shared (not per-row) maximum would underflow the second row to log 0
+    agree, kl = kd_alignment([[1000.0, 999.0], [0.0, -1.0]], [[1000.0, 999.0], [0.0, -1.0]])
+    assert agree == 100.0 and kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_metric_inputs_may_be_tensors_that_require_grad_low_precision_or_large_ids():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    assert kd_alignment(logits, logits.detach())[0] == 100.0
+    assert kd_alignment(logits.detach().bfloat16(), logits.detach())[0] == 100.0
+    assert accuracy(torch.tensor([2**24 + 1]), torch.tensor([2**24])) == 0.0  # ids compared exactly
+
+
+def test_empty_and_degenerate_inputs_warn_about_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(accuracy([], []))
+        assert math.isnan(selection_metrics(np.ones(3, bool), np.array([0, 1, 0], bool))["removal_precision"])
+
+
+def test_mean_ci_with_two_and_three_values():
+    mean, half = mean_ci([1.0, 3.0])  # s = √2, t_{0.975, 1} = 12.706205
+    assert mean == 2.0 and half == pytest.approx(12.706205 * math.sqrt(2) / math.sqrt(2), rel=1e-6)
+    mean, half = mean_ci(np.array([1, 3, 8]))  # ints are fine; s² = (9 + 1 + 16) / 2 = 13
+    assert mean == 4.0 and half == pytest.approx(4.302653 * math.sqrt(13) / math.sqrt(3), rel=1e-6)
+    assert mean_ci([1.0, 2.0, 3.0], confidence=0.9)[1] == pytest.approx(2.919986 / math.sqrt(3), rel=1e-6)
+
+
+def test_summarize_by_two_keys_keeps_the_order_groups_first_appear_in():
+    import pandas as pd
+
+    df = pd.DataFrame({"regime": ["b", "b", "a", "a"], "seed_set": [1, 1, 2, 2], "acc": [1.0, 3.0, 5.0, 7.0]})
+    out = summarize(df, ["regime", "seed_set"], ["acc"])
+    assert out[["regime", "seed_set"]].values.tolist() == [["b", 1], ["a", 2]]
+    assert out["acc_mean"].tolist() == [2.0, 6.0] and out["n_seeds"].tolist() == [2, 2]
+    assert summarize(df, "regime", ["acc"])["regime"].tolist() == ["b", "a"]
+
+
+def test_selection_metrics_take_any_truthy_masks():
+    m = selection_metrics(np.array([1.0, 0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 1.0]))
+    assert m == {"harmful_recall": 50.0, "removal_precision": 50.0, "removal_recall": 50.0, "kept": 2}

@@ -190,3 +190,49 @@ def test_top_k_edge_cases():
     assert top_k(np.array([0.5, -1.0, 2.0]), 3).tolist() == [True, True, True]
     assert top_k([0.1, 0.3, 0.2], 1).tolist() == [False, True, False]
     assert top_k(np.array([-3.0, -1.0, -2.0, -1.0]), 2).tolist() == [False, True, False, True]
+
+
+def test_top_k_is_stable_on_long_arrays_and_returns_booleans():
+    scores = np.array([1.0] * 40 + [2.0] * 60)
+    keep = top_k(scores, 70)  # the 60 twos, then the first 10 ones by index
+    assert keep.dtype == bool
+    assert np.flatnonzero(keep).tolist() == list(range(10)) + list(range(40, 100))
+
+
+def scaled_costs(z, safe, harm):
+    c_safe = ref_cost(z, safe)
+    scale = c_safe.mean()
+    return c_safe / scale, ref_cost(z, harm) / scale
+
+
+def test_each_weight_step_runs_at_most_inner_sinkhorn_iterations(cloud):
+    """The first objective value is that of the uniform weights with `inner` Sinkhorn iterations, for
+    both references: inner is honoured on the pull and on the push side."""
+    z, safe, harm = cloud
+    c_safe, c_harm = scaled_costs(z, safe, harm)
+    w0 = np.full(7, 1 / 7)
+    for inner in (1, 3):
+        _, history = sot_weights(z, safe, harm, push=0.7, reg=0.3, steps=1, inner=inner)
+        v_safe = entropic_ot(w0, np.full(3, 1 / 3), c_safe, 0.3, max_iter=inner)[0]
+        v_harm = entropic_ot(w0, np.full(4, 1 / 4), c_harm, 0.3, max_iter=inner)[0]
+        assert history[0] == pytest.approx(v_safe - 0.7 * v_harm, rel=1e-12)
+    converged = ref_weights(z, safe, harm, 0.7, 0.3, 0.05, 1, 1.0)[1][0]
+    assert history[0] != pytest.approx(converged, rel=1e-6)  # 3 iterations are not converged yet
+
+
+def test_warm_starts_let_one_iteration_per_step_track_the_converged_weights(cloud):
+    z, safe, harm = cloud
+    kw = {"push": 0.5, "reg": 0.3, "entropy": 1.0, "lr": 1.0, "steps": 80}
+    tracked, _ = sot_weights(z, safe, harm, inner=1, **kw)
+    converged, _ = sot_weights(z, safe, harm, inner=5000, **kw)
+    np.testing.assert_allclose(tracked, converged, rtol=1e-4)
+
+
+def test_weights_are_floored_at_min_log_weight_after_normalising(cloud):
+    """A huge step sends the far examples' log-weights below MIN_LOG_WEIGHT: they are floored there
+    (never exactly 0), measured after normalisation, as in the reference."""
+    z, safe, harm = cloud
+    w, _ = sot_weights(z, safe, harm, push=1.0, reg=0.3, entropy=0.0, steps=2, lr=3000.0, inner=5000)
+    w_ref, _ = ref_weights(z, safe, harm, 1.0, 0.3, 0.0, 2, 3000.0)
+    assert (w > 0).all() and w.min() == pytest.approx(np.exp(MIN_LOG_WEIGHT), rel=1e-6)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-5, atol=0)
