@@ -193,3 +193,27 @@ def test_spec_errors_name_every_choice():
         PerturbSpec(norm="l1")
     assert str(err.value) == "unknown norm 'l1': choose one of l2, linf"
     assert PerturbSpec(step_size=0.5).eta == 0.5  # a step size below 1 is valid
+
+
+def test_a_tiny_but_nonzero_delta_or_gradient_is_not_blown_up_or_turned_around():
+    tiny = torch.tensor([[1e-13, 0.0]])
+    assert torch.equal(project(tiny, 1.0, "l2"), tiny)  # inside the ball: unchanged
+    step = fgsm_step(tiny, 1.0, "l2")
+    assert step[0, 0] >= 0 and step.abs().max() <= 1.0  # no sign flip, never past ε
+
+
+def test_make_delta_passes_the_mask_to_the_gaussian():
+    x = torch.zeros(2, 3, 4)
+    d = make_delta(PerturbSpec("gaussian", 0.7, "l2"), x, generator=torch.Generator().manual_seed(0), mask=MASK)
+    assert (d * (1 - MASK) == 0).all()
+    assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.7, 0.7], rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "fgsm", "pgd"])
+def test_delta_lives_on_the_device_of_x(kind):
+    """The random draws are made on the CPU generator and moved to x's device (checked with PyTorch's
+    'meta' device, which stands in for a GPU here)."""
+    x = torch.zeros(2, 3, device="meta")
+    w = torch.ones(3, device="meta")
+    d = make_delta(PerturbSpec(kind, 0.5, "l2"), x, lambda xp: (xp * w).sum(), generator=torch.Generator())
+    assert d.device.type == "meta" and d.shape == x.shape

@@ -219,3 +219,9 @@ def test_summarize_by_two_keys_keeps_the_order_groups_first_appear_in():
 def test_selection_metrics_take_any_truthy_masks():
     m = selection_metrics(np.array([1.0, 0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 1.0]))
     assert m == {"harmful_recall": 50.0, "removal_precision": 50.0, "removal_recall": 50.0, "kept": 2}
+
+
+def test_smart_loss_is_a_batch_mean():
+    a, b = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    rows = [L.smart_loss(a[i:i + 1], b[i:i + 1]).item() for i in range(3)]
+    assert L.smart_loss(a, b).item() == pytest.approx(sum(rows) / 3)
