@@ -4,9 +4,18 @@ alone, masks zero padding *before* the norm, and FGSM / PGD land exactly on ε w
 import pytest
 import torch
 
+from ckt.core.perturb import (
+    PerturbSpec,
+    fgsm_delta,
+    fgsm_step,
+    gaussian_delta,
+    make_delta,
+    per_example_norm,
+    pgd_delta,
+    project,
+    start_delta,
+)
 from ckt.errors import ConfigError
-from ckt.core.perturb import (PerturbSpec, fgsm_delta, fgsm_step, gaussian_delta, make_delta, per_example_norm,
-                              pgd_delta, project)
 
 
 def linear_loss(w):
@@ -157,17 +166,29 @@ def test_gaussian_direction_is_normalised_per_example():
 # ------------------------------------------------------------------ the random start by hand, dtypes, messages
 
 @pytest.mark.parametrize("norm", ["l2", "linf"])
-def test_pgd_random_start_is_a_uniform_radius_times_the_masked_gaussian_direction(norm):
-    """With one negligible step, δ is the random start itself: u·ε·unit(g ⊙ mask), u ~ U[0, 1) per example
-    and g ~ N(0, I), drawn in that order from the generator."""
+def test_pgd_random_start_by_hand(norm):
+    """With one negligible step, δ is the random start itself. L2: u·ε·unit(g ⊙ mask), u ~ U[0, 1) per example
+    and g ~ N(0, I), drawn in that order; L∞: ε·(2v − 1) ⊙ mask, v ~ U[0, 1) per coordinate (Madry et al.)."""
     x = torch.zeros(2, 3, 4)
     spec = PerturbSpec("pgd", 0.8, norm, steps=1, step_size=1e-12)
     d = pgd_delta(lambda xp: xp.sum() * 0.0, x, spec, torch.Generator().manual_seed(11), MASK)
     gen = torch.Generator().manual_seed(11)
-    u = torch.rand(2, generator=gen).view(2, 1, 1)
-    g = torch.randn(x.shape, generator=gen) * MASK
-    unit = g.sign() if norm == "linf" else g / g.flatten(1).norm(dim=1).view(2, 1, 1)
-    assert torch.allclose(d, u * 0.8 * unit, atol=1e-9)
+    if norm == "linf":
+        expected = 0.8 * (2 * torch.rand(x.shape, generator=gen) - 1) * MASK
+    else:
+        u = torch.rand(2, generator=gen).view(2, 1, 1)
+        g = torch.randn(x.shape, generator=gen) * MASK
+        expected = u * 0.8 * g / g.flatten(1).norm(dim=1).view(2, 1, 1)
+    assert torch.allclose(d, expected, atol=1e-9)
+    assert (d * (1 - MASK) == 0).all()
+
+
+def test_the_linf_start_fills_the_box_not_just_its_corners():
+    x = torch.zeros(1, 4000)
+    d = start_delta(x, 0.5, "linf", torch.Generator().manual_seed(0))
+    assert d.abs().max() <= 0.5 and d.min() < -0.49 and d.max() > 0.49
+    assert abs(float(d.mean())) < 0.02 and float(d.abs().mean()) == pytest.approx(0.25, abs=0.02)  # U(−ε, ε)
+    assert d.dtype == x.dtype and not d.requires_grad
 
 
 def test_delta_has_the_dtype_of_x_and_the_same_draw_whatever_the_default_dtype():

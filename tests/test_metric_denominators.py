@@ -9,12 +9,10 @@ import torch
 
 from ckt.core import losses as L
 from ckt.core.losses import kd_loss
-from ckt.core.metrics import (accuracy, alignment_stability, kd_alignment, macro_f1, mean_ci, noise_robustness,
-                              summarize)
+from ckt.core.metrics import accuracy, alignment_stability, kd_alignment, macro_f1, mean_ci, noise_robustness, summarize
 from ckt.errors import ConfigError
 from ckt.safety_patch.patch import subspace_overlap
 from ckt.sot.weights import selection_metrics
-
 
 # ------------------------------------------------------------------ SOT selection metrics
 

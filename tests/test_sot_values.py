@@ -9,8 +9,7 @@ import pytest
 from scipy.special import logsumexp
 
 from ckt.errors import ConfigError
-from ckt.sot.weights import (MIN_LOG_WEIGHT, entropic_ot, pair_embedding, selector_scores, sot_weights, sq_cost,
-                             top_k)
+from ckt.sot.weights import MIN_LOG_WEIGHT, entropic_ot, pair_embedding, selector_scores, sot_weights, sq_cost, top_k
 
 
 def ref_cost(z, r):
