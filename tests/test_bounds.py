@@ -184,7 +184,7 @@ def test_pgd_random_start_by_hand(norm):
 
 
 def test_the_linf_start_fills_the_box_not_just_its_corners():
-    x = torch.zeros(1, 4000)
+    x = torch.zeros(1, 4000, dtype=torch.float64)
     d = start_delta(x, 0.5, "linf", torch.Generator().manual_seed(0))
     assert d.abs().max() <= 0.5 and d.min() < -0.49 and d.max() > 0.49
     assert abs(float(d.mean())) < 0.02 and float(d.abs().mean()) == pytest.approx(0.25, abs=0.02)  # U(−ε, ε)
@@ -202,6 +202,13 @@ def test_delta_has_the_dtype_of_x_and_the_same_draw_whatever_the_default_dtype()
     finally:
         torch.set_default_dtype(old)
     assert torch.equal(d, again)  # drawn in float32 either way: reproducible across default dtypes
+    box = start_delta(x, 1.0, "linf", torch.Generator().manual_seed(2))
+    torch.set_default_dtype(torch.float64)
+    try:
+        box_again = start_delta(x, 1.0, "linf", torch.Generator().manual_seed(2))
+    finally:
+        torch.set_default_dtype(old)
+    assert box.dtype == torch.float64 and torch.equal(box, box_again)
     p = pgd_delta(lambda xp: xp.sum(), x, PerturbSpec("pgd", 0.5, "l2"), torch.Generator().manual_seed(0))
     assert p.dtype == torch.float64
 
@@ -230,11 +237,12 @@ def test_make_delta_passes_the_mask_to_the_gaussian():
     assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.7, 0.7], rel=1e-6)
 
 
+@pytest.mark.parametrize("norm", ["l2", "linf"])
 @pytest.mark.parametrize("kind", ["gaussian", "fgsm", "pgd"])
-def test_delta_lives_on_the_device_of_x(kind):
+def test_delta_lives_on_the_device_of_x(kind, norm):
     """The random draws are made on the CPU generator and moved to x's device (checked with PyTorch's
     'meta' device, which stands in for a GPU here)."""
     x = torch.zeros(2, 3, device="meta")
     w = torch.ones(3, device="meta")
-    d = make_delta(PerturbSpec(kind, 0.5, "l2"), x, lambda xp: (xp * w).sum(), generator=torch.Generator())
+    d = make_delta(PerturbSpec(kind, 0.5, norm), x, lambda xp: (xp * w).sum(), generator=torch.Generator())
     assert d.device.type == "meta" and d.shape == x.shape
