@@ -48,8 +48,8 @@ data: install
 test: install
 	$(PY) -m pytest -q
 
-$(MUTATION_STAMP): $(STAMP)
-	$(PY) -m pip install -q --no-build-isolation -e ".[mutation]"  # mutmut and its own deps; the locked stack stays
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-mutation.txt
 	touch $(MUTATION_STAMP)
 
 # a fresh run every time (mutants/ holds mutmut's cache); the report fails on a survivor that is

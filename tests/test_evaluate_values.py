@@ -8,6 +8,7 @@ denominator, a swapped argument or a swapped suite member changes a number.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -103,6 +104,7 @@ def test_every_metric_of_the_suite_at_eps_zero_by_hand():
         "noise_robustness": robust, "alignment_stability": stab, "overall_safety": (50.0 + robust + stab) / 3,
         **{f"acc_{k}": v for k, v in accs.items()},
         "acc_domain_movies": 100.0, "acc_domain_tweets": 50.0, "acc_shift": 75.0,
+        "predicted_classes": 2,
     }
     assert set(out) == set(expected)
     for key, value in expected.items():
@@ -215,3 +217,31 @@ def test_the_default_eval_seed_is_zero_and_the_seed_moves_the_gaussian_probe():
     assert default == zero
     assert default["acc_gaussian"] != one["acc_gaussian"]
     assert 0.0 < default["acc_gaussian"] < 100.0 and default["acc_pgd"] == 0.0  # PGD flips every one of them
+
+
+def test_per_item_scores_by_hand_and_their_means_are_the_metrics():
+    out, items = evaluate(linear_student(), linear_eval_set(), eps=0.0, with_items=True)
+    # per item: clean right t0 t1 t4 t5; teacher agrees t0 t1 t5; typo right t1..t5, unchanged t1 t4 t5;
+    # drop right t0 t1, unchanged t0..t3; Gaussian and PGD (ε = 0) equal clean
+    np.testing.assert_allclose(items["accuracy"], [100, 100, 0, 0, 100, 100])
+    np.testing.assert_allclose(items["kd_alignment"], [100, 100, 0, 0, 0, 100])
+    np.testing.assert_allclose(items["noise_robustness"], [75, 100, 25, 25, 75, 75])
+    np.testing.assert_allclose(items["alignment_stability"], [75, 100, 75, 75, 75, 75])
+    np.testing.assert_allclose(items["overall_safety"], (items["kd_alignment"] + items["noise_robustness"]
+                                                         + items["alignment_stability"]) / 3)
+    np.testing.assert_allclose(items["acc_shift"], [100, 100, 0, 100])
+    for key in ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift"):
+        assert items[key].mean() == pytest.approx(out[key]), key
+    assert set(items) == {"accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety",
+                          "acc_shift"}
+    assert evaluate(linear_student(), linear_eval_set(), eps=0.0) == out  # the same metrics without items
+
+
+def test_a_student_that_predicts_one_class_is_counted():
+    student = LookupStudent({**CLEAN, **{k: [1, 0] for k in CLEAN}}, swap_head())  # every text -> class 1
+    data = linear_eval_set()
+    data.typo_texts = data.drop_texts = data.texts
+    data.shift_texts = []
+    out, items = evaluate(student, data, eps=0.0, with_items=True)
+    assert out["predicted_classes"] == 1 and out["accuracy"] == pytest.approx(100 * 4 / 6)
+    assert "acc_shift" not in items

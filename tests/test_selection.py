@@ -175,9 +175,10 @@ def counted_sweep(monkeypatch):
 
     calls = []
 
-    def run_seed(prep, seed, cfg):
+    def run_seed(prep, seed, cfg, with_items=False):
         calls.append((cfg.w_kd, seed))
-        return None, {"regime": cfg.regime, "seed": seed, "accuracy": 50.0 + 10 * cfg.w_kd + seed}
+        record = {"regime": cfg.regime, "seed": seed, "accuracy": 50.0 + 10 * cfg.w_kd + seed}
+        return (None, record, {"accuracy": np.array([record["accuracy"]])}) if with_items else (None, record)
 
     monkeypatch.setattr(sweep, "prepare_run", lambda cfg, progress=False: SimpleNamespace(cfg=cfg))
     monkeypatch.setattr(sweep, "run_seed", run_seed)
