@@ -246,3 +246,10 @@ def test_delta_lives_on_the_device_of_x(kind, norm):
     w = torch.ones(3, device="meta")
     d = make_delta(PerturbSpec(kind, 0.5, norm), x, lambda xp: (xp * w).sum(), generator=torch.Generator())
     assert d.device.type == "meta" and d.shape == x.shape
+
+
+def test_make_delta_passes_the_mask_to_fgsm():
+    w = torch.arange(1.0, 13.0).reshape(3, 4)
+    d = make_delta(PerturbSpec("fgsm", 0.5, "l2"), torch.zeros(2, 3, 4), linear_loss(w), mask=MASK)
+    assert (d * (1 - MASK) == 0).all()
+    assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.5, 0.5], rel=1e-6)

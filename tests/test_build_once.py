@@ -167,3 +167,22 @@ def test_reverse_kd_leaves_the_teacher_alone_and_checks_tau():
     with pytest.raises(ConfigError) as err:
         L.kd_loss_reverse(s, t, 0.0)
     assert str(err.value) == "tau=0.0 is out of range: it must be > 0.0"
+
+
+def test_reverse_kd_divides_the_student_logits_by_tau():
+    # student [1, 0] at τ = 2 is softmax([0.5, 0]); teacher uniform: KL(p_S ‖ u) = Σ p log(2p)
+    p = 1 / (1 + math.exp(-0.5))
+    expected = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    student = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    got = L.kd_loss_reverse(student, torch.zeros(1, 2, dtype=torch.float64), 2.0)
+    assert got.item() == pytest.approx(expected)
+
+
+def test_a_valid_cache_entry_is_read_without_any_warning(tmp_cache):
+    import warnings
+
+    build = lambda: {"x": torch.ones(2, 2)}  # noqa: E731
+    cache.cached_tensors("unit", "k", build, rows=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(cache.cached_tensors("unit", "k", build, rows=2)["x"], torch.ones(2, 2))
