@@ -181,7 +181,9 @@ def test_reverse_kd_divides_the_student_logits_by_tau():
 def test_a_valid_cache_entry_is_read_without_any_warning(tmp_cache):
     import warnings
 
-    build = lambda: {"x": torch.ones(2, 2)}  # noqa: E731
+    def build():
+        return {"x": torch.ones(2, 2)}
+
     cache.cached_tensors("unit", "k", build, rows=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -167,7 +167,9 @@ def test_the_class_axis_is_the_last_one_whatever_the_leading_shape():
     g = torch.Generator().manual_seed(0)
     s = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
     t = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
-    flat = lambda z: z.reshape(6, 4)  # noqa: E731
+    def flat(z):
+        return z.reshape(6, 4)
+
     assert torch.allclose(L.soft_labels(s, 2.0).reshape(6, 4), L.soft_labels(flat(s), 2.0))
     assert L.kd_loss(s, t, 2.0).item() == pytest.approx(L.kd_loss(flat(s), flat(t), 2.0).item())
     assert L.smart_loss(s, t).item() == pytest.approx(L.smart_loss(flat(s), flat(t)).item())
