@@ -77,7 +77,7 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     old_path = os.environ["PATH"]
     os.environ["PATH"] = _venv_env()["PATH"]
     try:
-        nb = pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+        nb = pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3", language="python",
                                  cwd=str(ROOT), progress_bar=False)
     finally:
         os.environ["PATH"] = old_path

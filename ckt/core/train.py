@@ -102,10 +102,16 @@ def loss_terms(student, batch: dict, cfg: Config, spec: PerturbSpec, gen: torch.
     elif perturb:
         if w["smart"] > 0:  # SMART: δ maximises the divergence from the clean prediction
             target = clean.detach().float()
-            objective = lambda xp: smart_loss(target, student.logits_at(xp, batch).float())  # noqa: E731
+
+            def objective(xp):
+                return smart_loss(target, student.logits_at(xp, batch).float())
+
             spec = smart_spec(spec)
         else:  # adversarial CE, as in Eq. 4
-            objective = lambda xp: F.cross_entropy(student.logits_at(xp, batch).float(), batch["y"])  # noqa: E731
+
+            def objective(xp):
+                return F.cross_entropy(student.logits_at(xp, batch).float(), batch["y"])
+
         delta = make_delta(spec, x, objective, generator=gen, mask=mask)
     if perturb:
         perturbed = student.logits_at(x.detach() + delta.to(x.dtype), batch).float()

