@@ -1,6 +1,7 @@
 # ckt — two entry points for a fresh machine:
 #   make book   install, prepare data, execute every notebook, build the HTML book
 #   make test   install, then run the whole test suite
+# and, not part of either: make mutation (mutation testing of the core formulas, see pyproject.toml)
 # Everything is installed into a local virtual environment from this repository's own files.
 
 PYTHON ?= python3
@@ -17,7 +18,11 @@ TORCH_LOCK_ARGS ?= --torch-backend cpu
 # the oldest Python the lock is resolved for (= requires-python in pyproject.toml; a test checks it)
 LOCK_PYTHON := 3.11.5
 
-.PHONY: install lock data test book screenshots benchmarks clean
+# parallel mutants of `make mutation` (each a forked pytest; torch itself kept to one thread)
+MUTATION_JOBS ?= 2
+MUTATION_STAMP := $(VENV)/.ckt-mutation-installed
+
+.PHONY: install lock data test mutation book screenshots benchmarks clean
 
 # requirements.lock pins every package (torch: the 2.13.0 CPU build) with its sha256; pip refuses any
 # other file. ckt itself is then installed editable without touching the locked stack.
@@ -43,6 +48,17 @@ data: install
 test: install
 	$(PY) -m pytest -q
 
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-mutation.txt
+	touch $(MUTATION_STAMP)
+
+# a fresh run every time (mutants/ holds mutmut's cache); the report fails on a survivor that is
+# neither killed nor listed in tests/mutation-equivalents.md, or on a score under 90%
+mutation: $(MUTATION_STAMP) data
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) tests/mutation_report.py
+
 benchmarks: data
 	$(PY) benchmarks/run_all.py
 
@@ -55,4 +71,4 @@ screenshots:
 	$(PY) -m ckt.book.check _build/html --screenshots _build/screenshots
 
 clean:
-	rm -rf _build book/executed results-smoke
+	rm -rf _build book/executed results-smoke mutants

@@ -31,7 +31,7 @@ def actionlint(*files):
 
 
 def test_workflows_pass_actionlint():
-    assert {w.name for w in WORKFLOWS} == {"book.yml", "tests.yml"}
+    assert {w.name for w in WORKFLOWS} == {"book.yml", "mutation.yml", "tests.yml"}
     proc = actionlint(*WORKFLOWS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -197,3 +197,50 @@ def test_button_check_names_what_a_notebook_page_lacks():
     assert notebook_buttons(executed, page) == ["Binder button does not open notebooks/02_kd_weight.ipynb"]
     assert notebook_buttons("<p>nothing</p>", page) == [
         "no download button for the notebook", "no Binder launch button", "no Colab launch button"]
+
+
+def test_mutation_workflow_runs_make_mutation_weekly_and_by_hand_only():
+    wf = load("mutation.yml")
+    assert set(wf[True]) == {"workflow_dispatch", "schedule"}  # never on pull requests
+    runs = [s.get("run", "") for s in wf["jobs"]["mutation"]["steps"]]
+    assert any(r.startswith("make install") for r in runs) and "make mutation" in runs
+
+
+def test_mutation_is_pinned_configured_and_not_part_of_make_test():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = (ROOT / "requirements-mutation.txt").read_text()
+    assert re.search(r"^mutmut==\d+\.\d+\.\d+ --hash=sha256:[0-9a-f]{64}$", pins, re.MULTILINE)  # exact, hashed
+    conf = project["tool"]["mutmut"]
+    assert set(conf["only_mutate"]) == {"ckt/core/losses.py", "ckt/core/perturb.py", "ckt/core/metrics.py",
+                                        "ckt/core/evaluate.py", "ckt/sot/weights.py", "ckt/data/cache.py"}
+    for test_file in conf["pytest_add_cli_args_test_selection"]:
+        assert (ROOT / test_file).is_file(), test_file
+    makefile = (ROOT / "Makefile").read_text()
+    test_recipe = makefile.split("\ntest: ", 1)[1].split("\n\n", 1)[0]
+    assert "mutmut" not in test_recipe and "mutation" not in test_recipe
+    assert "mutmut run" in makefile.split("\nmutation: ", 1)[1].split("\n\n", 1)[0]
+
+
+def test_mutation_report_passes_only_when_every_survivor_is_explained():
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import mutation_report as R
+    finally:
+        sys.path.pop(0)
+    results = ("    ckt.core.losses.x_kd_loss__mutmut_1: killed\n"
+               "    ckt.core.losses.x_kd_loss__mutmut_2: survived\n"
+               "    ckt.core.perturb.xǁPerturbSpecǁ__post_init____mutmut_3: timeout\n"
+               + "".join(f"    ckt.core.metrics.x_accuracy__mutmut_{i}: killed\n" for i in range(20)))
+    status = R.parse(results)
+    assert status["ckt.core.perturb.xǁPerturbSpecǁ__post_init____mutmut_3"] == "timeout"
+    assert R.module_of("ckt.core.perturb.xǁPerturbSpecǁ__post_init____mutmut_3") == "ckt.core.perturb"
+    lines, ok = R.report(status, set())
+    assert not ok and "SURVIVED, not listed as equivalent: ckt.core.losses.x_kd_loss__mutmut_2" in lines
+    lines, ok = R.report(status, {"ckt.core.losses.x_kd_loss__mutmut_2"})
+    assert ok and lines[-1].startswith("PASS: score 95.7%")  # 22 of 23 killed or timed out
+    few = R.parse(results.replace("killed", "survived"))
+    assert not R.report(few, set(few))[1]  # all explained, but the score is under 90%
+    every_listed = R.listed()
+    assert every_listed and all(n.startswith("ckt.") for n in every_listed)

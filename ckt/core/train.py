@@ -191,6 +191,7 @@ def apply_step(loss: torch.Tensor, params, opt, scaler, max_grad_norm: float) ->
     opt.zero_grad(set_to_none=True)
     if not torch.isfinite(loss):
         if scaler.is_enabled():
+            scaler.scale(loss)  # sets up the scale if this is the first step (update() refuses before it)
             scaler.update(scaler.get_scale() / 2)
         return False
     scaler.scale(loss).backward(inputs=list(params))  # never into the (frozen) input path
