@@ -160,7 +160,7 @@ def test_a_chapter_declared_once_appears_in_the_book_with_its_rerun_box_and_exer
     report = check_page(page, html)
     assert report.problems == [] and report.figures >= 1
     text = page.read_text()
-    assert "Rerun this chapter" in text and "-p widths" in text
+    assert "Rerun this chapter" in text and "widths drawn" in text  # the box and its table of the knob
     assert "a line drawn from one declaration" in (html / "book" / "exercises.html").read_text()
 
 
