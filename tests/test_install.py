@@ -62,7 +62,7 @@ def test_the_wheel_runs_prepare_train_and_predict_from_an_empty_directory(tmp_pa
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     where = run([str(python), "-c", "import ckt, ckt.paths as p; print(ckt.__file__); print(p.source_checkout()); "
                  "print(p.default_results_dir())"], cwd=work, env=env).split()
-    assert where == [str(site / "ckt" / "__init__.py"), "None", str(work / "results")]
+    assert where == [str(site / "ckt" / "__init__.py"), "None", str(work / "results-rerun")]
     before = snapshot(site / "ckt")
 
     t0 = time.perf_counter()
