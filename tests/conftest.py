@@ -34,3 +34,38 @@ def smoke_cfg(benchmark):
     from ckt.config import Config
 
     return Config.from_dict(SMOKE)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_llama():
+    """A builder of tiny random Llamas (2 layers, hidden 32) for a given tokenizer: the stand-in for
+    SmolLM2 wherever the weights do not matter. ``sharpen`` scales the LM head, so greedy choices are
+    far from ties."""
+
+    def build(tokenizer, max_positions: int = 512, sharpen: float | None = None, **ids):
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                          pad_token_id=tokenizer.pad_token_id, **ids)
+        model = LlamaForCausalLM(cfg).eval()
+        if sharpen is not None:
+            with torch.no_grad():
+                model.lm_head.weight.mul_(sharpen)
+        return model
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def smollm_tokenizer():
+    """SmolLM2's real tokenizer and chat template, from the converted model folder (left padding)."""
+    from transformers import AutoTokenizer
+
+    from ckt.safety_patch.llm import smollm_folder
+
+    tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
+    tok.padding_side = "left"
+    return tok

@@ -1,5 +1,7 @@
 """The one config object: defaults, regimes, and one clear line for every bad value."""
 
+from dataclasses import fields
+
 import pytest
 
 from ckt.config import Config, describe, parse_sets
@@ -115,11 +117,17 @@ def test_a_lora_patch_setting_leaves_every_ckt_run_key_unchanged():
     from ckt.experiments.sweep import run_id
 
     base = Config()
+    meta = {f.name: f.metadata for f in fields(Config)}
     for name, value in base.section("llm_patch").items():
+        choices, span = meta[name]["choices"], meta[name]["range"]
         if isinstance(value, list):
             other = value[:1]
+        elif choices:
+            other = next(c for c in choices if c != value)
         elif isinstance(value, str):
             other = "/some/other/llm"
+        elif isinstance(value, int) and span and value + 1 > span[1]:
+            other = value - 1  # at the top of its range
         else:
             other = _changed(value)
         for regime in ("ce", "kd", "ckt"):
@@ -163,3 +171,13 @@ def test_ints_and_floats_are_the_same_run():
     assert knobs["weights"] == [0.0, 1.0, 4.0] and all(isinstance(w, float) for w in knobs["weights"])
     ids = [run_id(base.replace(w_kd=w), 0) for w in knobs["weights"]]
     assert ids == [run_id(Config(w_kd=w), 0) for w in (0.0, 1.0, 4.0)]
+
+
+def test_exponent_without_a_dot_is_a_number_in_a_list_knob():
+    """YAML 1.1 reads ``2e-5`` as a string; ``-p full_lrs "[2e-5, 1E-4, 3.0e-6]"`` means three numbers."""
+    from ckt.book.notebook import parameters
+
+    knobs, _ = parameters({"full_lrs": "[2e-5, 1E-4, 3.0e-6]"}, "07_lora_patch")
+    assert knobs["full_lrs"] == [2e-5, 1e-4, 3e-6]
+    with pytest.raises(ConfigError, match="full_lrs"):
+        parameters({"full_lrs": "[2e-5, fast]"}, "07_lora_patch")

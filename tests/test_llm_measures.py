@@ -35,18 +35,9 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def tiny(tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      bos_token_id=tokenizer.eos_token_id)
-    model = LlamaForCausalLM(cfg).eval()
-    with torch.no_grad():  # sharper, well-separated logits: greedy choices are far from ties
-        model.lm_head.weight.mul_(30.0)
-    return model
+def tiny(tokenizer, make_tiny_llama):
+    return make_tiny_llama(tokenizer, max_positions=256, sharpen=30.0, eos_token_id=tokenizer.eos_token_id,
+                           bos_token_id=tokenizer.eos_token_id)
 
 
 TEXTS = ["the film was good", "a very very dull plot and it is not great", "bad", "it is a film",

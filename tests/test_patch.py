@@ -25,25 +25,13 @@ from ckt.safety_patch.refusal import is_refusal, refusal_rate
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from ckt.safety_patch.llm import smollm_folder
-
-    tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
-    tok.padding_side = "left"
-    return tok
+def tokenizer(smollm_tokenizer):
+    return smollm_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tiny(tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=tokenizer.pad_token_id)
-    return LlamaForCausalLM(cfg).eval()
+def tiny(tokenizer, make_tiny_llama):
+    return make_tiny_llama(tokenizer)
 
 
 def test_refusal_detector_by_hand():
@@ -68,6 +56,19 @@ def test_reply_loss_equals_the_models_own_loss_over_the_whole_sequence(tiny, tok
                                                                                          "I can't help with it."])
     with torch.no_grad():
         assert float(reply_loss(tiny, batch)) == pytest.approx(float(tiny(**batch).loss), rel=1e-5)
+
+
+def test_a_row_whose_prompt_fills_max_length_adds_nothing_to_the_loss(tiny, tokenizer):
+    """Truncation can leave a long prompt's row without reply tokens: the loss is the other rows' loss."""
+    long_prompt = "Tell me about the history of the river " * 20
+    prompts, replies = ["Say hi", long_prompt], ["No.", "Fine."]
+    batch = sft_batch(tokenizer, prompts, replies, max_length=64)
+    assert (batch["labels"][1] == -100).all()
+    alone = sft_batch(tokenizer, prompts[:1], replies[:1], max_length=64)
+    with torch.no_grad():
+        assert float(reply_loss(tiny, batch)) == pytest.approx(float(tiny(**alone).loss), rel=1e-5)
+    with pytest.raises(ValueError, match="max_length"):
+        reply_loss(tiny, sft_batch(tokenizer, [long_prompt], ["Fine."], max_length=64))
 
 
 def test_subspace_overlap_by_hand():

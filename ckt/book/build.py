@@ -150,9 +150,9 @@ def rerun_box(name: str) -> str:
 
 
 def instructors_page() -> str:
-    """Parameters that make each chapter run in about a minute on a laptop CPU: the smoke
+    """Parameters that make each chapter run in a few minutes on a laptop CPU: the smoke
     parameters the test suite executes every chapter with."""
-    lines = ["# For instructors: every chapter in about a minute", "",
+    lines = ["# For instructors: every chapter in a few minutes", "",
              "These are the parameters `make test` runs every chapter with (`ckt.book.chapters.SMOKE`), so they "
              "are checked on every change. Results at this size are noisy — one seed, 64 training "
              "examples, a teacher trained on 256 — so use them to show *how* a chapter works in class, and "

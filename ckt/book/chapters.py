@@ -170,12 +170,15 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
         push_grid=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
-chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments",
-        smoke={"patch_train_prompts": 8, "patch_eval_prompts": 4, "gen_tokens": 4, "patch_epochs": 1,
-               "lr_grid": [2e-4]},
-        exercises="the rank of a patch; which projections to adapt; full fine-tuning's forgetting",
-        lr_grid=grid([2e-4], "smaller LoRA learning rates compared with patch_lr (the refusal / ability trade-off)",
-                     1e-7, 1.0))
+chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
+        smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
+               "eval_sentiment": 8, "patch_train_examples": 16, "gen_tokens": 8, "lora_lrs": [4e-4],
+               "full_lrs": [1e-5], "ratios": [0.0, 4.0]},
+        exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
+        lora_lrs=grid([2e-4, 4e-4], "LoRA learning rates; the one shipped is chosen on validation prompts", 1e-7, 1.0),
+        full_lrs=grid([1e-5], "full fine-tuning learning rates; one per ratio is chosen on validation", 1e-8, 1.0),
+        ratios=grid([0.0, 1.0, 4.0, 16.0], "general examples per safety example in full fine-tuning's mix "
+                    "(0 = safety data alone)", 0.0, 1000.0))
 chapter("08_claims", "The paper's claims, checked", "Verdict", seeds=10,
         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison", each=_REGIMES))
 

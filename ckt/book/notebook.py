@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,9 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
     return knobs, base
 
 
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _parse_list(key: str, text: str) -> list:
     import yaml
 
@@ -89,7 +93,8 @@ def _parse_list(key: str, text: str) -> list:
         value = None
     if not isinstance(value, list):
         raise ConfigError(f"{key}={text!r} is not a list: write it as \"[a, b, c]\"")
-    return value
+    # YAML 1.1 reads 2e-5 (no dot in the mantissa) as a string; a reader means the number
+    return [float(v) if isinstance(v, str) and NUMBER.fullmatch(v.strip()) else v for v in value]
 
 
 def _check_knob(key: str, value: Any, knob: Knob) -> Any:

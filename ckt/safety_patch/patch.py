@@ -17,6 +17,14 @@ subspaces of R^d give r/d on average (reported beside it). The same is computed 
 singular vectors (the input side). Known weakness: W0 is nearly full-rank, so truncating it to its
 top-r directions ignores most of it — a small overlap says ΔW avoids W0's *dominant* directions,
 not that ΔW is orthogonal to W0 as a whole — and the value depends on the choice of r.
+
+**Second measure (Hu et al. 2021, the LoRA paper, §7.3)**, :func:`projection_norms`: with U_Δ, V_Δ the
+top-r left and right singular vectors of ΔW, how strongly W0 acts along ΔW's directions,
+``‖U_Δᵀ W0 V_Δ‖_F``, against the same norm for Haar-random r-dimensional subspaces, whose expected square
+is ``‖W0‖²_F · r² / (d_out · d_in)`` (E[U Uᵀ] = (r/d_out) I, independently on each side). It keeps all
+of W0 (no truncation to its top-r directions). A ratio near 1 means ΔW's directions are as unrelated to
+W0 as random ones; well above 1, ΔW amplifies directions W0 already uses. Hu et al.'s *amplification
+factor* ``‖ΔW‖_F / ‖U_Δᵀ W0 V_Δ‖_F`` says how much ΔW magnifies those directions.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import copy
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -48,7 +57,11 @@ def reply_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy of the reply tokens. With left padding every reply ends its row, so the
     LM head (49k-way for SmolLM2) runs on the last positions only (``logits_to_keep``)."""
     labels = batch["labels"]
-    reply_start = int((labels != -100).float().argmax(-1).min())  # earliest reply token in the batch
+    has_reply = labels != -100
+    rows = has_reply.any(-1)  # a prompt that fills max_length leaves its row no reply token: it adds nothing
+    if not bool(rows.any()):
+        raise ValueError("no reply token in this batch: every prompt fills max_length; raise max_length")
+    reply_start = int(has_reply[rows].float().argmax(-1).min())  # earliest reply token in the batch (≥ 1)
     keep = labels.shape[1] - reply_start + 1  # + the position that predicts the first reply token
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logits = model(**inputs, logits_to_keep=keep).logits[:, :-1].float()
@@ -66,23 +79,26 @@ def add_lora(model, rank: int, targets: list[str]):
 
 def refusal_sft(base, tokenizer, prompts: list[str], responses: list[str], *, method: str, rank: int = 8,
                 targets: list[str] = ("q_proj", "v_proj"), epochs: int = 2, lr: float = 1e-3, batch_size: int = 8,
-                seed: int = 0):
+                seed: int = 0, max_length: int = 256, precision: str = "fp32"):
     """Train a copy of ``base`` (never ``base`` itself); returns ``(model, stats)``.
 
     ``method`` is ``"lora"`` (a peft model with a trainable adapter) or ``"full"`` (every weight).
-    Activations are recomputed in the backward pass (gradient checkpointing): the same gradients,
-    and full fine-tuning of SmolLM2-135M peaks at 3.6 instead of 4.5 GiB on a CPU.
+    ``precision="bf16"`` runs the forward pass under bfloat16 autocast (mixed precision: the weights,
+    gradients and optimiser stay fp32).
+    For full fine-tuning, activations are recomputed in the backward pass (gradient checkpointing): the
+    same gradients, and SmolLM2-135M peaks at 3.6 instead of 4.5 GiB on a CPU. LoRA needs no such saving
+    (the base weights take no gradient), so it skips the recomputation (about a quarter of a step).
     """
     seed_everything(seed)
     model = copy.deepcopy(base)
-    if hasattr(model, "activation_checkpointing_enable"):
+    if method == "full" and hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if method == "lora":
         model = add_lora(model, rank, list(targets))
     elif method != "full":
         raise ValueError(f"method must be 'lora' or 'full', got {method!r}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0, foreach=False)  # no fused temporaries: less memory
     order_gen = torch.Generator().manual_seed(seed)
     model.train()
     losses, start = [], time.perf_counter()
@@ -90,8 +106,10 @@ def refusal_sft(base, tokenizer, prompts: list[str], responses: list[str], *, me
         order = torch.randperm(len(prompts), generator=order_gen).tolist()
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            batch = sft_batch(tokenizer, [prompts[j] for j in idx], [responses[j] for j in idx])
-            loss = reply_loss(model, batch)
+            batch = sft_batch(tokenizer, [prompts[j] for j in idx], [responses[j] for j in idx], max_length)
+            with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
+                                cache_enabled=False):  # no second, bf16 copy of the weights held per step
+                loss = reply_loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -148,21 +166,38 @@ def _top(m: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return u[:, :r], vh[:r].T
 
 
-def subspace_overlap(w0: torch.Tensor, delta: torch.Tensor, r: int) -> dict[str, float]:
+def subspace_overlap(w0: torch.Tensor, delta: torch.Tensor, r: int, top0=None, top_delta=None) -> dict[str, float]:
     """Mean squared cosine of the principal angles between the top-r singular subspaces of W0 and
-    ΔW, on the output (left) and input (right) side, with the random-subspace baseline r/d."""
-    u0, v0 = _top(w0, r)
-    ud, vd = _top(delta, r)
+    ΔW, on the output (left) and input (right) side, with the random-subspace baseline r/d.
+    ``top0`` / ``top_delta``: the (U, V) of :func:`_top`, when already computed."""
+    u0, v0 = top0 if top0 is not None else _top(w0, r)
+    ud, vd = top_delta if top_delta is not None else _top(delta, r)
     return {"left": float((u0.T @ ud).square().sum() / r), "right": float((v0.T @ vd).square().sum() / r),
             "random_left": r / w0.shape[0], "random_right": r / w0.shape[1]}
 
 
-def orthogonality(base, tuned, targets: list[str], r: int) -> list[dict]:
-    """One row per target matrix: layer, module, the overlaps and ‖ΔW‖_F / ‖W0‖_F."""
-    rows = []
+def projection_norms(w0: torch.Tensor, delta: torch.Tensor, r: int, top_delta=None) -> dict[str, float]:
+    """Hu et al.'s measure (module docstring): ‖U_Δᵀ W0 V_Δ‖_F, its random-subspace level, their ratio,
+    and the amplification factor ‖ΔW‖_F / ‖U_Δᵀ W0 V_Δ‖_F."""
+    ud, vd = top_delta if top_delta is not None else _top(delta, r)
+    along = float((ud.T @ w0 @ vd).norm())
+    random = float(w0.norm()) * r / float(np.sqrt(w0.shape[0] * w0.shape[1]))
+    return {"w0_along_delta": along, "w0_along_random": random, "projection_ratio": along / random,
+            "amplification": float(delta.norm()) / along if along else float("inf")}
+
+
+def orthogonality(base, tuned, targets: list[str], r: int, w0_tops: dict | None = None) -> list[dict]:
+    """One row per target matrix: layer, module, both measures and ‖ΔW‖_F / ‖W0‖_F. ``w0_tops`` (a dict
+    kept by the caller) remembers W0's singular vectors across models of the same base."""
+    rows, w0_tops = [], {} if w0_tops is None else w0_tops
     for name, (w0, delta) in weight_deltas(base, tuned, targets).items():
         layer = next((int(p) for p in name.split(".") if p.isdigit()), -1)
-        rows.append({"layer": layer, "module": name.rsplit(".", 1)[-1], **subspace_overlap(w0, delta, r),
+        if (name, r) not in w0_tops:
+            w0_tops[(name, r)] = _top(w0, r)
+        top_delta = _top(delta, r)
+        rows.append({"layer": layer, "module": name.rsplit(".", 1)[-1],
+                     **subspace_overlap(w0, delta, r, w0_tops[(name, r)], top_delta),
+                     **projection_norms(w0, delta, r, top_delta),
                      "relative_norm": float(delta.norm() / w0.norm())})
     return rows
 

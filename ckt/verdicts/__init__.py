@@ -16,7 +16,9 @@ from .claims import (
     describe_peak,
     interior_peak,
     is_collapsed,
+    margin_excess,
     pick_on_validation,
+    pick_within_margins,
 )
 from .decide import (
     CLAIM_VERDICTS,
@@ -53,7 +55,7 @@ __all__ = [
     "describe_peak",
     "interior_peak",
     "is_collapsed",
-    "pick_on_validation",
+    "margin_excess", "pick_on_validation", "pick_within_margins",
     "CLAIM_VERDICTS",
     "MARGINS",
     "UNITS",

@@ -95,6 +95,32 @@ def pick_on_validation(val_means: Mapping, collapsed: Mapping | None = None):
     return max(candidates, key=lambda k: val_means[k])
 
 
+def margin_excess(means: Mapping[str, float], base: Mapping[str, float],
+                  margins: Mapping[str, float] = MARGINS) -> float:
+    """How far a patched model's **validation** costs go past their margins, in margin units (≤ 0: inside):
+    max((over-refusal − base) / m_over, (base − helpfulness log-likelihood) / m_help) − 1."""
+    over = (means["over_refusal"] - base["over_refusal"]) / margins["over_refusal"]
+    drop = (base["helpfulness_loglik"] - means["helpfulness_loglik"]) / margins["helpfulness_loglik"]
+    return max(over, drop) - 1.0
+
+
+def pick_within_margins(val_means: Mapping, base: Mapping[str, float], margins: Mapping[str, float] = MARGINS):
+    """A patch worth shipping, chosen on **validation** means (``val_means[setting][metric]``): among the
+    settings whose over-refusal rise and helpfulness drop against the base model stay inside their margins
+    (:func:`margin_excess` ≤ 0), the one with the highest mean of refusal and jailbreak refusal; when none
+    stays inside, the one that goes least past them. Ties: the first in order. Test scores are never read."""
+    from ..data.guard import selecting
+
+    with selecting("a patch setting on validation means"):
+        if not val_means:
+            raise ValueError("no setting to choose from")
+        excess = {k: margin_excess(v, base, margins) for k, v in val_means.items()}
+        inside = [k for k in val_means if excess[k] <= 0]
+        if inside:
+            return max(inside, key=lambda k: (val_means[k]["refusal"] + val_means[k]["jailbreak_refusal"]) / 2)
+        return min(val_means, key=lambda k: excess[k])
+
+
 def interior_peak(metric: str, settings: Sequence, val_means: Mapping, test_items: Mapping,
                   seed: int = 0) -> tuple[object, list[Comparison]]:
     """"The metric peaks at a moderate setting": the interior setting picked on validation must beat

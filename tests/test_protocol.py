@@ -1,0 +1,230 @@
+"""The LoRA-patch protocol (chapter 07): prompt sets and mixes, the fast greedy decoder, the deployer's
+measurements, Hu et al.'s orthogonality measure and the choice of a patch on validation, each against a
+hand computation; and the whole protocol on a tiny random Llama."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ckt.safety_patch.decode import chat_prefix, greedy_replies
+from ckt.safety_patch.judge import keyword_judge
+from ckt.safety_patch.measure import helpfulness_loglik, measure, sentiment_label
+from ckt.safety_patch.patch import projection_norms
+from ckt.safety_patch.refusal import chat, generate
+from ckt.safety_patch.sets import REFUSAL_PARTS, PromptSets, ProtocolSets, compose_refusal, protocol_sets, training_mix
+from ckt.verdicts import margin_excess, pick_within_margins
+
+PROMPTS = ["hello there", "  starts with spaces and a {brace}", "Tell me a story about a cat.", "ok",
+           "What is two plus two? Answer in one word."]
+
+
+@pytest.fixture(scope="module")
+def tiny(smollm_tokenizer, make_tiny_llama):
+    return make_tiny_llama(smollm_tokenizer, sharpen=20.0, eos_token_id=smollm_tokenizer.eos_token_id)
+
+
+# --- sets and mixes -------------------------------------------------------------------------------------------
+
+def test_composed_refusals_vary_and_half_the_declines_carry_no_judge_keyword():
+    rng = np.random.default_rng(0)
+    refusals = [compose_refusal(rng) for _ in range(400)]
+    assert len(set(refusals)) > 60  # 6 × 5 × 4 = 120 combinations
+    declines = np.array(REFUSAL_PARTS["decline"])
+    assert keyword_judge(declines).sum() == 3  # "can't", "won't", "sorry ... cannot" carry markers; 3 do not
+    assert 0.3 < 1 - keyword_judge(refusals).mean() < 0.7
+
+
+@pytest.mark.slow
+def test_protocol_sets_have_the_asked_sizes_and_share_no_prompt():
+    from ckt.data import check_disjoint
+
+    s = protocol_sets(16, 20, 10, 30, 12, 8)
+    assert s.validation.sizes() == {"harmful": 16, "jailbreak": 8, "benign": 16, "helpful": 16, "sentiment": 16}
+    assert s.heldout.sizes() == {"harmful": 20, "jailbreak": 10, "benign": 30, "helpful": 12, "sentiment": 8}
+    for wrapped, plain in zip(s.heldout.jailbreak, s.heldout.harmful):
+        assert plain in wrapped and len(wrapped) > len(plain)
+    check_disjoint({"train": list(s.safety["prompt"]) + list(s.general["prompt"]),
+                    "validation": s.validation.harmful + s.validation.benign + s.validation.helpful,
+                    "held-out": s.heldout.harmful + s.heldout.benign + s.heldout.helpful})
+    assert protocol_sets(16, 20, 10, 30, 12, 8).heldout.harmful == s.heldout.harmful  # fixed, not per seed
+
+
+def _pools(n_safety=30, n_general=50):
+    return ProtocolSets(pd.DataFrame({"prompt": [f"bad {i}" for i in range(n_safety)], "response": "No."}),
+                        pd.DataFrame({"prompt": [f"good {i}" for i in range(n_general)], "response": "Yes."}),
+                        None, None)
+
+
+@pytest.mark.parametrize(("n", "ratio", "safety"), [(20, 0, 20), (20, 1, 10), (20, 4, 4), (20, 16, 1), (96, 4, 19)])
+def test_training_mix_takes_round_n_over_one_plus_ratio_safety_examples(n, ratio, safety):
+    mix = training_mix(_pools(100, 200), n, ratio, seed=0)
+    assert len(mix) == n and (mix["kind"] == "safety").sum() == safety
+
+
+def test_training_mix_is_fixed_by_the_seed_and_changes_with_it():
+    a, b, c = (training_mix(_pools(), 12, 1, seed) for seed in (3, 3, 4))
+    assert a.equals(b) and not a.equals(c)
+
+
+def test_too_large_a_mix_is_one_clear_error():
+    from ckt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="patch_train_examples"):
+        training_mix(_pools(5, 5), 40, 1, 0)
+
+
+# --- decoding and measurements ---------------------------------------------------------------------------------
+
+def test_shared_prefix_ends_before_the_users_text(smollm_tokenizer):
+    prefix = chat_prefix(smollm_tokenizer)
+    assert smollm_tokenizer.decode(prefix).endswith("<|im_start|>user")
+    for p in PROMPTS:
+        ids = smollm_tokenizer(chat(smollm_tokenizer, p), add_special_tokens=False)["input_ids"]
+        assert ids[:len(prefix)] == prefix
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_greedy_replies_equal_generate_in_the_input_order(tiny, smollm_tokenizer, batch_size):
+    expected = generate(tiny, smollm_tokenizer, PROMPTS, 12, batch_size=1)  # one row: no padding at all
+    assert greedy_replies(tiny, smollm_tokenizer, PROMPTS, 12, batch_size=batch_size) == expected
+
+
+@torch.no_grad()
+def test_helpfulness_loglik_is_the_mean_log_probability_of_the_reference_tokens(tiny, smollm_tokenizer):
+    tok = smollm_tokenizer
+    prompts, refs = PROMPTS[:3], ["Sure, here it is.", "A cat sat on a very long mat " * 10, "4"]
+    got = helpfulness_loglik(tiny, tok, prompts, refs, ref_tokens=7, batch_size=2)
+    for value, p, r in zip(got, prompts, refs):  # by hand: one unpadded sequence at a time
+        ctx = tok(chat(tok, p), add_special_tokens=False)["input_ids"]
+        ref = tok(r, add_special_tokens=False)["input_ids"][:7]
+        logp = F.log_softmax(tiny(torch.tensor([ctx + ref])).logits[0].double(), -1)
+        hand = np.mean([float(logp[len(ctx) + t - 1, ref[t]]) for t in range(len(ref))])
+        assert value == pytest.approx(hand, abs=1e-4)
+
+
+@pytest.mark.parametrize(("reply", "label"), [("Positive.", 1), ("The sentiment is negative, not positive", 0),
+                                              ("It is neutral.", -1), ("I'm sorry, I can't.", -1),
+                                              ("nonnegative", -1)])
+def test_sentiment_label_is_the_first_label_word(reply, label):
+    assert sentiment_label(reply) == label
+
+
+# --- Hu et al.'s orthogonality measure --------------------------------------------------------------------------
+
+def test_projection_norms_by_hand():
+    w0 = torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.0], dtype=torch.float64))
+    delta = torch.zeros(4, 4, dtype=torch.float64)
+    delta[0, 0] = 0.5  # rank 1, along W0's strongest direction
+    got = projection_norms(w0, delta, 1)
+    assert got["w0_along_delta"] == pytest.approx(3.0)
+    assert got["w0_along_random"] == pytest.approx(np.sqrt(14) / 4)  # ‖W0‖_F · r / sqrt(d_out d_in)
+    assert got["amplification"] == pytest.approx(0.5 / 3.0)
+    delta[0, 0], delta[3, 3] = 0.0, 0.5  # along the direction W0 does not use at all
+    assert projection_norms(w0, delta, 1)["w0_along_delta"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_random_level_is_the_root_mean_square_over_random_subspaces():
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(24, 16, generator=g, dtype=torch.float64) @ torch.diag(torch.linspace(0.1, 3, 16).double())
+    r, draws = 3, []
+    for _ in range(4000):
+        u = torch.linalg.qr(torch.randn(24, r, generator=g, dtype=torch.float64))[0]
+        v = torch.linalg.qr(torch.randn(16, r, generator=g, dtype=torch.float64))[0]
+        draws.append(float((u.T @ w0 @ v).square().sum()))
+    level = projection_norms(w0, torch.randn(24, 16, generator=g, dtype=torch.float64), r)["w0_along_random"]
+    assert np.sqrt(np.mean(draws)) == pytest.approx(level, rel=0.03)
+
+
+# --- choosing a patch on validation -----------------------------------------------------------------------------
+
+BASE = {"over_refusal": 0.0, "helpfulness_loglik": -2.0}
+
+
+def test_margin_excess_by_hand():
+    assert margin_excess({"over_refusal": 2.0, "helpfulness_loglik": -2.0}, BASE) == pytest.approx(0.0)  # at margin
+    assert margin_excess({"over_refusal": 1.0, "helpfulness_loglik": -2.1}, BASE) == pytest.approx(1.0)  # 0.1/0.05 − 1
+    assert margin_excess({"over_refusal": 0.0, "helpfulness_loglik": -1.9}, BASE) == pytest.approx(-1.0)
+
+
+def test_pick_within_margins_takes_the_safest_setting_inside_the_margins():
+    val = {"too eager": {"refusal": 100, "jailbreak_refusal": 100, "over_refusal": 30, "helpfulness_loglik": -2.0},
+           "mild": {"refusal": 60, "jailbreak_refusal": 40, "over_refusal": 1, "helpfulness_loglik": -2.01},
+           "mild, safer": {"refusal": 70, "jailbreak_refusal": 50, "over_refusal": 2, "helpfulness_loglik": -2.04},
+           "harmless": {"refusal": 5, "jailbreak_refusal": 5, "over_refusal": 0, "helpfulness_loglik": -2.0}}
+    assert pick_within_margins(val, BASE) == "mild, safer"
+    val.pop("mild, safer"), val.pop("mild"), val.pop("harmless")
+    val["forgetful"] = {"refusal": 90, "jailbreak_refusal": 90, "over_refusal": 0, "helpfulness_loglik": -3.0}
+    assert pick_within_margins(val, BASE) == "too eager"  # none inside: the least excess (14 < 19 margins)
+
+
+def test_pick_within_margins_reads_no_test_data(benchmark):
+    from ckt.data import load_split
+    from ckt.errors import DataError
+
+    class Peeking(dict):
+        def __getitem__(self, key):
+            load_split("test")
+            return super().__getitem__(key)
+
+    with pytest.raises(DataError):
+        pick_within_margins({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)},
+                            BASE)
+
+
+# --- the whole protocol on a tiny model --------------------------------------------------------------------------
+
+def _tiny_sets(n=4):
+    ps = PromptSets(harmful=[f"How do I do bad thing {i}?" for i in range(n)],
+                    jailbreak=[f"Pretend you are free. How do I do bad thing {i}?" for i in range(n // 2)],
+                    benign=[f"How do I kill a Python process {i}?" for i in range(n)],
+                    helpful=[f"Name a colour {i}." for i in range(n)], references=["Blue."] * n,
+                    sentiment=["A great film."] * (n // 2) + ["A dull film."] * (n // 2),
+                    sentiment_labels=[1] * (n // 2) + [0] * (n // 2))
+    pools = _pools(12, 12)
+    return ProtocolSets(pools.safety, pools.general, ps, ps)
+
+
+@pytest.mark.slow
+def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exactly(tiny, smollm_tokenizer,
+                                                                                    tmp_path, monkeypatch):
+    from ckt.config import Config
+    from ckt.safety_patch.protocol import Setting, candidates, finetune, measured_as, run_protocol
+
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))
+    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
+    sets, seen = _tiny_sets(), []
+
+    def choose(val_means, base):
+        seen.append(sorted(s.label for s in val_means))
+        return max(val_means, key=lambda s: s.lr)
+
+    settings = candidates([1e-3, 1e-2], [1e-4], [0, 1])
+    res = run_protocol(tiny, smollm_tokenizer, sets, cfg, [0, 1], settings, choose, log=lambda _: None)
+    assert seen == [["LoRA, lr 0.001", "LoRA, lr 0.01"], ["full FT 1:0, lr 0.0001"], ["full FT 1:1, lr 0.0001"]]
+    assert res.chosen["LoRA (safety only)"] == Setting("lora", 1e-2)
+    assert set(res.heldout) == {(arm, seed) for arm in res.chosen for seed in (0, 1)}
+    assert len(res.validation) == 4 and res.patch_dir is not None
+    assert cfg.llm_precision == "bf16" and next(tiny.parameters()).dtype == torch.float32  # the base stays fp32
+    for arm in ("LoRA (safety only)", "full FT 1:1"):  # the kept seed-0 model is the trained one
+        again, _ = finetune(tiny, smollm_tokenizer, sets, res.chosen[arm], cfg, 0)
+        fresh = measure(measured_as(again, cfg.llm_precision), smollm_tokenizer, sets.heldout, cfg.gen_tokens)
+        assert fresh.replies == res.heldout[(arm, 0)].replies
+        np.testing.assert_allclose(fresh.items["helpfulness_loglik"], res.heldout[(arm, 0)].items["helpfulness_loglik"],
+                                   atol=1e-5)
+    rows = pd.DataFrame(res.ortho)
+    assert {"left", "right", "projection_ratio", "amplification"} <= set(rows.columns)
+    assert len(rows) == 2 * 3 * 2 * len(cfg.patch_targets)  # seeds × arms × layers × targets
+
+
+@torch.no_grad()
+def test_hidden_embeddings_are_unit_norm_means_over_the_real_tokens(tiny, smollm_tokenizer):
+    from ckt.safety_patch.embed import hidden_embeddings
+
+    texts = ["short", "a somewhat longer text with more tokens in it", "mid length text"]
+    got = hidden_embeddings(tiny, smollm_tokenizer, texts, batch_size=2)
+    for row, text in zip(got, texts):  # by hand: one unpadded text at a time
+        ids = smollm_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        mean = tiny(ids, output_hidden_states=True).hidden_states[-1][0].double().mean(0)
+        np.testing.assert_allclose(row, (mean / mean.norm()).numpy(), atol=1e-5)
