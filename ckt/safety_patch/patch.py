@@ -85,13 +85,14 @@ def refusal_sft(base, tokenizer, prompts: list[str], responses: list[str], *, me
     ``method`` is ``"lora"`` (a peft model with a trainable adapter) or ``"full"`` (every weight).
     ``precision="bf16"`` runs the forward pass under bfloat16 autocast (mixed precision: the weights,
     gradients and optimiser stay fp32).
-    For full fine-tuning, activations are recomputed in the backward pass (gradient checkpointing): the
-    same gradients, and SmolLM2-135M peaks at 3.6 instead of 4.5 GiB on a CPU. LoRA needs no such saving
-    (the base weights take no gradient), so it skips the recomputation (about a quarter of a step).
+    Activations are recomputed in the backward pass (gradient checkpointing): the same gradients, and
+    full fine-tuning of SmolLM2-135M peaks at 3.6 instead of 4.5 GiB on a CPU. LoRA needs it too: its
+    backward still runs through every layer, and without recomputation the stored activations of a batch
+    of 8 × 96 tokens took the chapter's kernel from 2.8 to 6.3 GiB.
     """
     seed_everything(seed)
     model = copy.deepcopy(base)
-    if method == "full" and hasattr(model, "activation_checkpointing_enable"):
+    if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if method == "lora":
         model = add_lora(model, rank, list(targets))
