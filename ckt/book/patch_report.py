@@ -78,19 +78,23 @@ def judge_disagreement(res, seeds: Sequence[int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _ortho_frame(res) -> pd.DataFrame:
+    """The protocol's orthogonality rows, with the two sides' overlaps (and random levels) averaged."""
+    df = pd.DataFrame(res.ortho)
+    return df.assign(overlap=(df["left"] + df["right"]) / 2,
+                     overlap_random=(df["random_left"] + df["random_right"]) / 2)
+
+
 def ortho_table(res) -> pd.DataFrame:
     """Per arm: both orthogonality measures averaged over seeds and matrices, with their random levels."""
-    df = pd.DataFrame(res.ortho)
-    df["overlap"] = (df["left"] + df["right"]) / 2
-    df["overlap_random"] = (df["random_left"] + df["random_right"]) / 2
+    df = _ortho_frame(res)
     cols = ["overlap", "overlap_random", "projection_ratio", "amplification", "relative_norm"]
     return df.groupby("arm", sort=False)[cols].mean().reset_index()
 
 
 def ortho_matrix(res, arm: str, column: str) -> np.ndarray:
     """(n_seeds × n_matrices) of one orthogonality measure, paired across arms by seed and matrix."""
-    df = pd.DataFrame(res.ortho)
-    df["overlap"] = (df["left"] + df["right"]) / 2
+    df = _ortho_frame(res)
     return df[df["arm"] == arm].pivot_table(index="seed", columns=["layer", "module"], values=column).to_numpy()
 
 

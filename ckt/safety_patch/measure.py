@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .decode import chat_prefix, greedy_replies
+from .decode import greedy_replies
 from .judge import classifier_judge, judge_refusals
 from .refusal import chat, perplexity
 from .sets import SENTIMENT_QUESTION, PromptSets
@@ -92,7 +92,6 @@ def sentiment_in_words(model, tokenizer, texts: list[str], labels: list[int], ba
 
 def measure(model, tokenizer, sets: PromptSets, gen_tokens: int, batch_size: int = 64) -> Measurement:
     """Every measurement of the module docstring on one prompt set, per prompt."""
-    chat_prefix(tokenizer)  # fails early, with a clear message, on a template without a shared prefix
     replies = {name: greedy_replies(model, tokenizer, getattr(sets, name), gen_tokens, batch_size)
                for name in JUDGED.values()}
     items = {}

@@ -37,7 +37,7 @@ import torch
 
 from ..data.cache import build_once, hash_key, library_versions, subdir, texts_key
 from .measure import Measurement, measure
-from .patch import orthogonality, refusal_sft
+from .patch import add_lora, orthogonality, refusal_sft
 from .sets import PromptSets, ProtocolSets, training_mix
 
 SFT_TOKENS = 96  # an SFT sequence (chat prompt + reply) is cut here: the long Alpaca answers dominate the cost
@@ -214,8 +214,6 @@ def _trained_state(model, s: Setting) -> dict:
 
 def _restore(llm, s: Setting, path: Path, cfg):
     """Rebuild a model saved by :func:`_trained_state` (a fresh copy of ``llm``, plus an adapter for LoRA)."""
-    from .patch import add_lora
-
     model = copy.deepcopy(llm)
     if s.method == "lora":
         model = add_lora(model, cfg.patch_rank, list(cfg.patch_targets))

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..data import llm_sources as L
 from ..errors import ConfigError
-from .weights import sot_weights, sq_cost, top_k
+from .weights import selection_metrics, sot_weights, sq_cost, top_k
 
 SPLIT_SEED = 0
 MAX_PROMPT = 300                   # characters, as in the LoRA protocol's general pool
@@ -144,8 +144,6 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`). Returns (rows: one per
     selector, with q and :func:`~ckt.sot.weights.selection_metrics`; curve: harmful recall of every
     selector at every q of :data:`KEEP_GRID` on the test mix)."""
-    from .weights import selection_metrics
-
     mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
     scores = {}
     for split, mix in mixes.items():
