@@ -159,6 +159,9 @@ class Config:
                               "bfloat16 copy (2-3x faster on CPUs with avx512_bf16), 'fp32' = float32 throughout",
                               choices=("bf16", "fp32"))
     gen_tokens: int = _llm(32, "tokens generated per reply before it is judged", range=(1, 512))
+    user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06; "
+                          "the scenario's setting, not tuned by any selector)", range=(1e-7, 1.0))
+    user_epochs: int = _llm(1, "epochs of the user's fine-tune (chapter 06)", range=(1, 100))
     # --- runtime ---
     seeds: list = _runtime([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31),
                            keyed=False)

@@ -19,7 +19,7 @@ ALLOWED = {
     "core": {"errors", "paths", "config", "data"},
     "sot": {"errors", "paths", "config", "data", "core"},
     "experiments": {"errors", "paths", "config", "data", "core", "sot"},
-    "safety_patch": {"errors", "paths", "config", "data", "core"},
+    "safety_patch": {"errors", "paths", "config", "data", "core", "sot"},
     "verdicts": {"errors", "data", "core"},
     "book": {"errors", "paths", "config", "data", "core", "sot", "experiments", "safety_patch", "verdicts"},
     "cli": {"errors", "paths", "config", "data", "core", "sot", "experiments"},

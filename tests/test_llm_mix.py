@@ -9,6 +9,7 @@ from ckt.errors import ConfigError
 from ckt.sot.llm_mix import (
     KEEP_GRID,
     choose_keep_fraction,
+    finetune_sets,
     llm_mix,
     llm_selector_scores,
     pools,
@@ -64,17 +65,44 @@ def test_selector_scores_by_hand():
         llm_selector_scores("best", z, safe, harm, c, rng)
 
 
-def test_selection_run_with_an_embedding_that_separates_the_sources():
-    """A toy embedding (is the response a harmful answer's?) makes every reference-aware selector perfect."""
-    harmful = [str(h).strip() for name in ("harm_val", "harm_test", "harm_ref_cross")
+def _separating_embedding(texts):
+    """A toy embedding: is the response a harmful answer's?"""
+    harmful = [str(h).strip() for name in ("harm_val", "harm_test", "harm_ref_cross", "harm_ref_same")
                for h in pools()[name]["response"]]
+    return np.array([[float(any(t.endswith(h) for h in harmful)), 0.0] for t in texts])
 
-    def embed(texts):
-        return np.array([[float(any(t.endswith(h) for h in harmful)), 0.0] for t in texts])
 
+def test_selection_run_with_an_embedding_that_separates_the_sources():
+    """A toy embedding that separates the sources makes every reference-aware selector perfect."""
+    embed = _separating_embedding
     rows, curve = selection_run(embed, ["none", "nearest-harm", "oracle"], "cross", seed=0, n_clean=90, rate=0.1,
                                 safe_size=10, harm_size=10)
     by = {r["selector"]: r for r in rows}
     assert by["none"]["harmful_recall"] == 100.0 and by["none"]["keep_fraction"] == 1.0
     assert by["oracle"]["harmful_recall"] == 0.0 and by["nearest-harm"]["harmful_recall"] == 0.0
     assert {c["selector"] for c in curve} == {"nearest-harm", "oracle"}
+
+
+def test_finetune_sets_keep_the_validation_chosen_share_and_weight_only_sots_pairs():
+    val, test = (llm_mix(split, 90, 0.1, 10, 10, "cross", seed=1) for split in ("val", "test"))
+    sets = finetune_sets(_separating_embedding, val, test, seed=1, steps=30)
+    n, c = len(test.pairs), test.contaminant
+    assert len(sets["none"].pairs) == n and sets["none"].harmful_recall == 100.0 and sets["none"].weights is None
+    assert len(sets["oracle"].pairs) == n - c.sum() and sets["oracle"].harmful_recall == 0.0
+    # separable embedding: q on validation is the clean share (J = 1), so SOT keeps exactly the clean pairs
+    assert sets["sot"].keep_fraction == pytest.approx(90 / 100, abs=0.0125)
+    assert sets["sot"].harmful_recall == 0.0 and not sets["sot"].pairs["contaminant"].any()
+    assert len(sets["random"].pairs) == len(sets["sot"].pairs) and sets["random"].weights is None
+    w = sets["sot"].weights
+    assert len(w) == len(sets["sot"].pairs) and w.mean() == pytest.approx(1.0) and (w > 0).all()
+    with pytest.raises(ConfigError, match="unknown fine-tune arm"):
+        finetune_sets(_separating_embedding, val, test, seed=1, arms=("best",), steps=2)
+
+
+def test_loss_selector_keeps_what_the_model_finds_likely_and_needs_the_log_likelihoods():
+    z = np.zeros((3, 2))
+    rng = np.random.default_rng(0)
+    scores = llm_selector_scores("loss", z, z, z, np.array([False, True, False]), rng, loglik=[-1.0, -4.0, -2.0])
+    np.testing.assert_allclose(scores, [-1.0, -4.0, -2.0])
+    with pytest.raises(ConfigError, match="log-likelihoods"):
+        llm_selector_scores("loss", z, z, z, np.zeros(3, bool), rng)

@@ -58,6 +58,23 @@ def test_reply_loss_equals_the_models_own_loss_over_the_whole_sequence(tiny, tok
         assert float(reply_loss(tiny, batch)) == pytest.approx(float(tiny(**batch).loss), rel=1e-5)
 
 
+def test_weighted_reply_loss_counts_each_rows_tokens_by_its_weight(tiny, tokenizer):
+    """By hand from each row's own loss: Σ w_i·n_i·ℓ_i / Σ w_i·n_i (ℓ_i the row's mean token loss, n_i its
+    reply tokens); a zero weight drops a row; equal weights are the unweighted mean."""
+    prompts, replies = ["Say hi", "A much longer prompt than the first one"], ["No.", "I can't help with it."]
+    batch = sft_batch(tokenizer, prompts, replies)
+    rows = [sft_batch(tokenizer, [p], [r]) for p, r in zip(prompts, replies)]
+    n = [int((b["labels"] != -100).sum()) for b in rows]
+    with torch.no_grad():
+        own = [float(tiny(**b).loss) for b in rows]
+        w = torch.tensor([3.0, 0.5])
+        hand = (3.0 * n[0] * own[0] + 0.5 * n[1] * own[1]) / (3.0 * n[0] + 0.5 * n[1])
+        assert float(reply_loss(tiny, batch, w)) == pytest.approx(hand, rel=1e-5)
+        assert float(reply_loss(tiny, batch, torch.tensor([0.0, 2.0]))) == pytest.approx(own[1], rel=1e-5)
+        assert float(reply_loss(tiny, batch, torch.tensor([2.0, 2.0]))) == pytest.approx(
+            float(reply_loss(tiny, batch)), rel=1e-6)
+
+
 def test_a_row_whose_prompt_fills_max_length_adds_nothing_to_the_loss(tiny, tokenizer):
     """Truncation can leave a long prompt's row without reply tokens: the loss is the other rows' loss."""
     long_prompt = "Tell me about the history of the river " * 20
@@ -127,3 +144,18 @@ def test_unknown_llm_offline_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("CKT_OFFLINE", "1")
     with pytest.raises(ModelError, match="offline mode is on"):
         resolve_llm("someone/not-a-model")
+
+
+def test_offloaded_weights_come_back_exactly_and_tied_weights_stay_tied(tiny):
+    import copy
+
+    from ckt.safety_patch.patch import offloaded
+
+    model = copy.deepcopy(tiny)
+    model.lm_head.weight = model.model.embed_tokens.weight  # tied, as in SmolLM2
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with offloaded(model):
+        assert all(p.numel() == 0 for p in model.parameters())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.lm_head.weight is model.model.embed_tokens.weight

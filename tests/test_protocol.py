@@ -2,6 +2,8 @@
 measurements, Hu et al.'s orthogonality measure and the choice of a patch on validation, each against a
 hand computation; and the whole protocol on a tiny random Llama."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from ckt.safety_patch.decode import chat_prefix, greedy_replies
 from ckt.safety_patch.judge import keyword_judge
 from ckt.safety_patch.measure import helpfulness_loglik, measure, sentiment_label
 from ckt.safety_patch.patch import projection_norms
-from ckt.safety_patch.refusal import chat, generate
+from ckt.safety_patch.refusal import chat, generate, last_positions
 from ckt.safety_patch.sets import REFUSAL_PARTS, PromptSets, ProtocolSets, compose_refusal, protocol_sets, training_mix
 from ckt.verdicts import margin_excess, pick_within_margins
 
@@ -89,6 +91,36 @@ def test_shared_prefix_ends_before_the_users_text(smollm_tokenizer):
 def test_greedy_replies_equal_generate_in_the_input_order(tiny, smollm_tokenizer, batch_size):
     expected = generate(tiny, smollm_tokenizer, PROMPTS, 12, batch_size=1)  # one row: no padding at all
     assert greedy_replies(tiny, smollm_tokenizer, PROMPTS, 12, batch_size=batch_size) == expected
+
+
+@torch.no_grad()
+def test_last_positions_keep_the_same_logits_and_hand_the_head_a_contiguous_input(tiny, smollm_tokenizer):
+    """The index form of ``logits_to_keep`` gives the int form's logits; its hidden rows are contiguous, so
+    a frozen LM head (every peft model) is one matrix product, not one per row (see ``last_positions``)."""
+    from ckt.safety_patch.patch import add_lora
+
+    ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]])
+    full = tiny(input_ids=ids).logits
+    kept = tiny(input_ids=ids, logits_to_keep=last_positions(2)).logits
+    assert torch.equal(kept, tiny(input_ids=ids, logits_to_keep=2).logits)
+    assert torch.allclose(kept, full[:, -2:], rtol=0, atol=1e-5)
+    seen = []
+    patched = add_lora(copy.deepcopy(tiny), 2, ["q_proj", "v_proj"])
+    head = patched.get_base_model().lm_head
+    assert not head.weight.requires_grad
+    hook = head.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    patched(input_ids=ids, logits_to_keep=last_positions(1))
+    patched(input_ids=ids, logits_to_keep=1)
+    hook.remove()
+    assert seen == [True, False]
+
+
+def test_greedy_replies_of_a_peft_model_equal_generate(tiny, smollm_tokenizer):
+    from ckt.safety_patch.patch import add_lora
+
+    patched = add_lora(copy.deepcopy(tiny), 2, ["q_proj", "v_proj"]).eval()
+    expected = generate(patched, smollm_tokenizer, PROMPTS, 8, batch_size=1)
+    assert greedy_replies(patched, smollm_tokenizer, PROMPTS, 8, batch_size=3) == expected
 
 
 @torch.no_grad()
@@ -228,3 +260,53 @@ def test_hidden_embeddings_are_unit_norm_means_over_the_real_tokens(tiny, smollm
         ids = smollm_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
         mean = tiny(ids, output_hidden_states=True).hidden_states[-1][0].double().mean(0)
         np.testing.assert_allclose(row, (mean / mean.norm()).numpy(), atol=1e-5)
+
+
+# --- the user's fine-tune of a patched model (chapter 06) ---------------------------------------------------------
+
+def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leaves_it_alone(tiny, smollm_tokenizer):
+    from ckt.config import Config
+    from ckt.safety_patch.patch import probe_logits
+    from ckt.safety_patch.protocol import Setting, finetune
+    from ckt.safety_patch.user_finetune import patched_start, user_finetune
+
+    cfg = Config(patch_train_examples=4, patch_rank=2, patch_lr=1e-2, user_lr=1e-2)
+    sets = _tiny_sets()
+    start, _ = patched_start(tiny, smollm_tokenizer, sets, cfg)
+    patch, _ = finetune(tiny, smollm_tokenizer, sets, Setting("lora", 1e-2), cfg, 0)
+    probe = ["hello there", "ok"]
+    expected = probe_logits(patch, smollm_tokenizer, probe)
+    assert torch.allclose(probe_logits(start, smollm_tokenizer, probe), expected, atol=1e-5)
+    assert not hasattr(start, "peft_config")  # merged: the user's adapter is a fresh one
+    pairs = pd.DataFrame({"prompt": ["Say hi", "Name a colour."], "response": ["Hi!", "Blue."]})
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    tuned, stats = user_finetune(start, smollm_tokenizer, pairs, cfg, seed=0, weights=[1.0, 3.0])
+    assert stats["steps"] == 1 and all(torch.equal(v, start.state_dict()[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="one weight per pair"):
+        user_finetune(start, smollm_tokenizer, pairs, cfg, seed=0, weights=[1.0])
+    with pytest.raises(ValueError, match="empty"):
+        user_finetune(start, smollm_tokenizer, pairs.iloc[:0], cfg, seed=0)
+
+
+@pytest.mark.slow
+def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smollm_tokenizer):
+    from ckt.config import Config
+    from ckt.safety_patch.sot_study import run_user_finetunes
+
+    cfg = Config(patch_rank=2, user_lr=1e-3, gen_tokens=2, sot_steps=5)
+    seen = []
+
+    def embed(texts):
+        seen.append(len(texts))
+        return np.array([[len(t) % 7, len(t) % 5] for t in texts], dtype=float)
+
+    res = run_user_finetunes(tiny, smollm_tokenizer, _tiny_sets(), cfg, [0, 1], embed, n_clean=18, rate=0.1,
+                             safe_size=4, harm_size=4, log=lambda _: None)
+    assert set(res.heldout) == {(arm, s) for arm in ("none", "random", "sot", "oracle") for s in (0, 1)}
+    sel = res.selections.set_index(["arm", "seed"])
+    for s in (0, 1):
+        assert sel.loc[("none", s), "pairs"] == 20 and sel.loc[("none", s), "harmful_recall"] == 100.0
+        assert sel.loc[("oracle", s), "pairs"] == 18 and sel.loc[("oracle", s), "harmful_recall"] == 0.0
+        assert sel.loc[("random", s), "pairs"] == sel.loc[("sot", s), "pairs"]
+    assert len(res.stats) == 8 and set(res.start.items) == set(res.heldout[("none", 0)].items)
+    assert seen == [20, 4, 4, 20, 4, 4] * 2  # validation then test mix, pairs and both references, per seed

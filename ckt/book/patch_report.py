@@ -40,13 +40,21 @@ def heldout_table(res, seeds: Sequence[int], metrics: Sequence[str] = METRICS) -
     for arm in arms(res):
         row = {"arm": arm, "lr": 0.0 if arm == BASE else res.chosen[arm].lr,
                "ratio": np.nan if arm in (BASE, LORA) else res.chosen[arm].ratio}
-        for m in metrics:
-            iv = interval(matrix(res, arm, m, seeds), n_boot=N_BOOT)
-            row |= {f"{m}_mean": iv.mean, f"{m}_lo": iv.low, f"{m}_hi": iv.high}
+        row |= interval_columns(lambda m, arm=arm: matrix(res, arm, m, seeds), metrics)
         runs = [res.base_test] if arm == BASE else [res.heldout[(arm, s)] for s in seeds]
         row["perplexity"] = float(np.mean([r.perplexity for r in runs]))  # secondary: per model, mean over seeds
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def interval_columns(scores, metrics: Sequence[str]) -> dict[str, float]:
+    """``{metric}_mean``, ``_lo`` and ``_hi`` of :func:`ckt.verdicts.interval` for each metric, where
+    ``scores(metric)`` is the (n_seeds × n_prompts) matrix."""
+    row = {}
+    for m in metrics:
+        iv = interval(scores(m), n_boot=N_BOOT)
+        row |= {f"{m}_mean": iv.mean, f"{m}_lo": iv.low, f"{m}_hi": iv.high}
+    return row
 
 
 def validation_table(res) -> pd.DataFrame:

@@ -13,17 +13,17 @@ padded to its longest. :func:`greedy_replies` does the same greedy decoding with
 3. **Finished rows leave the batch** (``DynamicCache.batch_select_indices``): a refusal that ends after
    12 tokens stops costing compute at token 12, and the loop stops when every row has ended.
 
-The prefill computes the LM head (49k-way) at the last position only. The tokens are the same greedy
-tokens as ``generate`` up to floating-point summation order (a different padding layout can flip a
-near-tie; ``tests/test_decode.py`` checks agreement on a tiny model and measures it), and
-``benchmarks/bench_llm.py`` prints both rates.
+The prefill computes the LM head (49k-way) at the last position only (:func:`~.refusal.last_positions`).
+The tokens are the same greedy tokens as ``generate`` up to floating-point summation order (a different
+padding layout can flip a near-tie; ``tests/test_protocol.py`` checks agreement on a tiny model), and
+``benchmarks/bench_llm.py`` measures it on SmolLM2 and prints both rates.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .refusal import chat
+from .refusal import chat, last_positions
 
 
 def chat_prefix(tokenizer) -> list[int]:
@@ -65,7 +65,7 @@ def _batch(model, prefix_cache_fn, rows: list[list[int]], pad: int, stop: set[in
     cache = prefix_cache_fn(len(rows))
     ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                   use_cache=True, logits_to_keep=1).logits[:, -1]
+                   use_cache=True, logits_to_keep=last_positions(1, device)).logits[:, -1]
     alive = list(range(len(rows)))  # original row of each live batch row
     replies: list[list[int]] = [[] for _ in rows]
     next_pos = positions[:, -1:] + 1
@@ -108,7 +108,7 @@ def greedy_replies(model, tokenizer, prompts: list[str], max_new_tokens: int, ba
     device = model.device
     base_cache = DynamicCache()
     model(input_ids=torch.tensor([prefix], device=device), past_key_values=base_cache, use_cache=True,
-          logits_to_keep=1)
+          logits_to_keep=last_positions(1, device))
     keys = [(layer.keys, layer.values) for layer in base_cache.layers]
 
     def prefix_cache(n: int):

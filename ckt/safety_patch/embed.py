@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .refusal import encode_left_padded
+from .refusal import encode_left_padded, last_positions
 
 
 @torch.no_grad()
@@ -20,7 +20,8 @@ def hidden_embeddings(model, tokenizer, texts: list[str], max_length: int = 128,
     out = []
     for i in range(0, len(texts), batch_size):
         enc = encode_left_padded(tokenizer, list(texts[i:i + batch_size]), max_length).to(model.device)
-        hidden = model(**enc, output_hidden_states=True, logits_to_keep=1).hidden_states[-1].double()
+        result = model(**enc, output_hidden_states=True, logits_to_keep=last_positions(1, model.device))
+        hidden = result.hidden_states[-1].double()
         mask = enc["attention_mask"].unsqueeze(-1).double()
         mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         out.append(torch.nn.functional.normalize(mean, dim=-1).cpu().numpy())

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .decode import greedy_replies
 from .judge import classifier_judge, judge_refusals
-from .refusal import chat, perplexity
+from .refusal import chat, perplexity, reply_nll
 from .sets import SENTIMENT_QUESTION, PromptSets
 
 REF_TOKENS = 48       # reference-answer tokens scored by the helpfulness log-likelihood
@@ -60,20 +59,17 @@ def helpfulness_loglik(model, tokenizer, prompts: list[str], references: list[st
         chunk = order[i:i + batch_size]
         rows = [pairs[j] for j in chunk]
         width = max(len(c) + len(r) for c, r in rows)
-        n_ref = max(len(r) for _, r in rows)
         ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        target = torch.full((len(rows), n_ref), -100, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
         for b, (ctx, ref) in enumerate(rows):  # left-padded: every reference ends its row
             seq = ctx + ref
             ids[b, width - len(seq):], mask[b, width - len(seq):] = torch.tensor(seq), 1
-            target[b, n_ref - len(ref):] = torch.tensor(ref)
+            labels[b, width - len(ref):] = torch.tensor(ref)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                       position_ids=positions.to(model.device), logits_to_keep=n_ref + 1).logits[:, :-1].float()
-        nll = F.cross_entropy(logits.transpose(1, 2), target.to(model.device), ignore_index=-100, reduction="none")
-        counted = (target != -100).to(model.device)
-        out[chunk] = (-(nll * counted).sum(-1) / counted.sum(-1)).cpu().double().numpy()
+        inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+        nll, scored = reply_nll(model, {k: v.to(model.device) for k, v in inputs.items()}, labels.to(model.device))
+        out[chunk] = (-(nll * scored).sum(-1) / scored.sum(-1)).cpu().double().numpy()
     return out
 
 

@@ -33,7 +33,8 @@ SPLIT_SEED = 0
 MAX_PROMPT = 300                   # characters, as in the LoRA protocol's general pool
 KEEP_GRID = tuple(np.round(np.arange(0.50, 0.975, 0.025), 3))  # kept shares K / n tried on validation
 REFERENCES = ("cross", "same")
-LLM_SELECTORS = ("none", "random", "sot", "pull", "nearest-harm", "nearest-safe", "oracle")
+LLM_SELECTORS = ("none", "random", "sot", "pull", "nearest-harm", "nearest-safe", "loss", "oracle")
+FINETUNE_ARMS = ("none", "random", "sot", "oracle")  # the fine-tunes run (the selection study runs them all)
 
 
 def pair_text(prompt: str, response: str) -> str:
@@ -58,6 +59,11 @@ def pools() -> dict[str, pd.DataFrame]:
     return {"safe_ref": clean.iloc[:100], "clean_val": clean.iloc[100:400], "clean_test": clean.iloc[400:],
             "harm_val": harm.iloc[:50], "harm_test": harm.iloc[50:120], "harm_ref_same": harm.iloc[120:],
             "harm_ref_cross": cross.reset_index(drop=True)}
+
+
+def pool_texts() -> list[str]:
+    """Every pair of every pool as :func:`pair_text`: what a study embeds, once, before drawing its mixes."""
+    return [pair_text(p, r) for df in pools().values() for p, r in zip(df["prompt"], df["response"])]
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,19 @@ def llm_mix(split: str, n_clean: int, rate: float, safe_size: int, harm_size: in
 
 
 def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: np.ndarray,
-                        rng: np.random.Generator, **sot) -> np.ndarray:
+                        rng: np.random.Generator, loglik: np.ndarray | None = None, **sot) -> np.ndarray:
     """A score per pair; the Top-K by score is kept.
 
     ``none`` keeps everything (every score equal); ``random``; ``sot`` / ``pull`` (γ = 0): the OT weights;
     ``nearest-harm``: the squared distance to the nearest harmful-reference pair (far from harm is kept);
-    ``nearest-safe``: minus the distance to the nearest safe pair; ``oracle``: −1 on the contaminants (an
-    upper bound, not a method).
+    ``nearest-safe``: minus the distance to the nearest safe pair; ``loss``: the aligned model's mean
+    log-likelihood of the response (``loglik``; perplexity filtering keeps what the model finds likely);
+    ``oracle``: −1 on the contaminants (an upper bound, not a method).
     """
+    if name == "loss":
+        if loglik is None:
+            raise ConfigError("the 'loss' selector needs the model's per-pair log-likelihoods (pass score_pairs)")
+        return np.asarray(loglik, dtype=float)
     if name == "none":
         return np.zeros(len(z))
     if name == "random":
@@ -123,45 +134,92 @@ def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.nda
     raise ConfigError(f"unknown selector {name!r}: choose one of {', '.join(LLM_SELECTORS)}")
 
 
+def youden(kept: np.ndarray, contaminant: np.ndarray) -> float:
+    """Youden's J of a selection: share of clean pairs kept − share of contaminants kept (0 without any)."""
+    kept, c = np.asarray(kept, bool), np.asarray(contaminant, bool)
+    return float(kept[~c].mean() - (kept[c].mean() if c.any() else 0.0))
+
+
 def choose_keep_fraction(scores: np.ndarray, contaminant: np.ndarray, grid=KEEP_GRID) -> float:
     """The K rule, on a **validation** mix whose contaminants are known: the kept share q = K / n from
-    ``grid`` that maximises (share of clean pairs kept − share of contaminants kept), Youden's J of the
-    selection; ties: the larger q (keep more data)."""
-    c = np.asarray(contaminant, bool)
+    ``grid`` that maximises :func:`youden` of the Top-⌊q·n⌉; ties: the larger q (keep more data)."""
     best, best_j = None, -np.inf
     for q in sorted(grid):
-        kept = top_k(scores, int(round(q * len(scores))))
-        j = kept[~c].mean() - (kept[c].mean() if c.any() else 0.0)
+        j = youden(top_k(scores, int(round(q * len(scores)))), contaminant)
         if j >= best_j:
             best, best_j = float(q), j
     return best
 
 
 def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 250, rate: float = 0.1,
-                  safe_size: int = 50, harm_size: int = 30, **sot) -> tuple[list[dict], list[dict]]:
+                  safe_size: int = 50, harm_size: int = 30, score_pairs=None, **sot) -> tuple[list[dict], list[dict]]:
     """One seed of the selection study: on a validation mix, each selector's kept share q is chosen by
     :func:`choose_keep_fraction`; on a test mix of other rows, its Top-⌊q·n⌉ is kept and scored.
-    ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`). Returns (rows: one per
-    selector, with q and :func:`~ckt.sot.weights.selection_metrics`; curve: harmful recall of every
-    selector at every q of :data:`KEEP_GRID` on the test mix)."""
+    ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`); ``score_pairs(pairs) -> (n,)``
+    gives the ``loss`` selector its per-pair log-likelihoods. Returns (rows: one per selector, with q and
+    :func:`~ckt.sot.weights.selection_metrics`; curve: harmful recall of every selector at every q of
+    :data:`KEEP_GRID` on the test mix)."""
     mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
     scores = {}
     for split, mix in mixes.items():
-        z = embed([pair_text(p, r) for p, r in zip(mix.pairs["prompt"], mix.pairs["response"])])
-        safe = embed([pair_text(p, r) for p, r in zip(mix.safe["prompt"], mix.safe["response"])])
-        harm = embed([pair_text(p, r) for p, r in zip(mix.harm["prompt"], mix.harm["response"])])
+        z, safe, harm = embed_mix(embed, mix)
+        loglik = score_pairs(mix.pairs) if score_pairs is not None and "loss" in selectors else None
         rng = np.random.default_rng([seed, 23])
-        scores[split] = {name: llm_selector_scores(name, z, safe, harm, mix.contaminant, rng, **sot)
+        scores[split] = {name: llm_selector_scores(name, z, safe, harm, mix.contaminant, rng, loglik, **sot)
                          for name in selectors}
     rows, curve = [], []
     test_c = mixes["test"].contaminant
+    val_c = mixes["val"].contaminant
     for name in selectors:
-        q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], mixes["val"].contaminant)
+        q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], val_c)
         kept = top_k(scores["test"][name], int(round(q * len(test_c))))
+        val_j = youden(top_k(scores["val"][name], int(round(q * len(val_c)))), val_c)
         rows.append({"selector": name, "reference": reference, "seed": seed, "keep_fraction": q,
-                     **selection_metrics(kept, test_c)})
+                     "val_youden": val_j, **selection_metrics(kept, test_c)})
         if name != "none":
             curve += [{"selector": name, "reference": reference, "seed": seed, "keep_fraction": g,
                        "harmful_recall": selection_metrics(top_k(scores["test"][name], int(round(g * len(test_c)))),
                                                            test_c)["harmful_recall"]} for g in KEEP_GRID]
     return rows, curve
+
+
+@dataclass(frozen=True)
+class Selected:
+    """One fine-tune arm's training data: the kept pairs, their loss weights (None = equal) and the share kept."""
+    pairs: pd.DataFrame
+    weights: np.ndarray | None
+    keep_fraction: float
+    harmful_recall: float
+
+
+def embed_mix(embed, mix: LLMMix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pairs, safe reference, harmful reference) embedded with ``embed(texts)`` as :func:`pair_text`."""
+    return tuple(embed([pair_text(p, r) for p, r in zip(df["prompt"], df["response"])])
+                 for df in (mix.pairs, mix.safe, mix.harm))
+
+
+def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARMS, **sot) -> dict[str, Selected]:
+    """The user's training data under each arm, from the ``test`` mix (the user's data):
+
+    - ``none``: every pair; ``oracle``: the clean pairs only (an upper bound, not a method);
+    - ``sot``: SOT's Top-K, K = q·n with q chosen by :func:`choose_keep_fraction` on the ``val`` mix, each kept
+      pair weighted in the loss by its SOT weight, rescaled to mean 1 over the kept pairs (importance
+      reweighting);
+    - ``random``: K random pairs, the same K as SOT's, equal weights.
+    """
+    z_val, safe_val, harm_val = embed_mix(embed, val)
+    q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.contaminant)
+    z, safe, harm = embed_mix(embed, test)
+    w = sot_weights(z, safe, harm, **sot)[0]
+    k = int(round(q * len(z)))
+    c = test.contaminant
+    kept = {"none": np.ones(len(z), bool), "oracle": ~c, "sot": top_k(w, k),
+            "random": top_k(np.random.default_rng([seed, 29]).random(len(z)), k)}
+    out = {}
+    for arm in arms:
+        if arm not in kept:
+            raise ConfigError(f"unknown fine-tune arm {arm!r}: choose from {', '.join(FINETUNE_ARMS)}")
+        weights = w[kept[arm]] / w[kept[arm]].mean() if arm == "sot" else None
+        out[arm] = Selected(test.pairs[kept[arm]].reset_index(drop=True), weights, float(kept[arm].mean()),
+                            selection_metrics(kept[arm], c)["harmful_recall"])
+    return out

@@ -32,6 +32,12 @@ class PreparedData(Protocol):
     teacher_net: object  # has .logits(texts) -> Tensor (N, 2)
 
 
+def sot_options(cfg: Config) -> dict[str, float]:
+    """The keyword arguments of :func:`~ckt.sot.weights.sot_weights` that ``cfg`` sets."""
+    return {"push": cfg.sot_push, "reg": cfg.sot_reg, "entropy": cfg.sot_entropy, "steps": cfg.sot_steps,
+            "lr": cfg.sot_lr}
+
+
 def uses_selection(cfg: Config) -> bool:
     """Whether the run trains on a contaminated mix and/or a selected subset (the SOT experiment)."""
     return cfg.contamination > 0 or cfg.selector != "none"
@@ -79,10 +85,8 @@ def score_mixture(prep: PreparedData, cfg: Config, seed: int) -> Scored:
     safe = pair_embedding(feats(mix.safe_texts).numpy(), mix.safe_labels, cfg.label_scale)
     harm = pair_embedding(feats(mix.harm_texts).numpy(), mix.harm_labels, cfg.label_scale)
     teacher_loss = F.cross_entropy(t_mix.float(), torch.as_tensor(mix.labels), reduction="none").numpy()
-    sot = {"push": cfg.sot_push, "reg": cfg.sot_reg, "entropy": cfg.sot_entropy, "steps": cfg.sot_steps,
-           "lr": cfg.sot_lr}
     scores = selector_scores(cfg.selector, z, safe, harm, teacher_loss, mix.contaminant,
-                             np.random.default_rng(seed), **sot)
+                             np.random.default_rng(seed), **sot_options(cfg))
     return Scored(mix, x_mix, t_mix, scores, time.perf_counter() - t0)
 
 

@@ -1,0 +1,102 @@
+"""Tables and verdicts of chapter 06's headline experiment: SOT in a user's fine-tune of a patched LLM.
+
+Two inputs: the selection study (one row per embedding, reference setting, seed and selector, from
+:func:`ckt.safety_patch.sot_study.selection_study`) and the fine-tunes
+(:class:`~ckt.safety_patch.sot_study.UserFinetuneResult`). The patched start is deterministic, so its per-prompt
+scores are repeated for every seed and each comparison is paired by seed and prompt; selection metrics are
+one number per seed, paired by seed (every selector sees the same mixes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..safety_patch.sot_study import START
+from ..sot.llm_mix import FINETUNE_ARMS
+from ..verdicts import claim_row, compare
+from .patch_report import interval_columns
+
+FT_METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
+SAFETY = ("refusal", "jailbreak_refusal")
+RIVALS = ("random", "pull", "nearest-harm", "nearest-safe", "loss")  # selectors SOT must beat ("oracle" is a bound)
+
+
+def selection_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Harmful recall and the kept share per embedding, reference and selector: mean and 95% interval over seeds."""
+    out = []
+    for (emb, ref, sel), part in rows.groupby(["embedding", "reference", "selector"], sort=False):
+        part = part.sort_values("seed")
+        out.append({"embedding": emb, "reference": ref, "selector": sel, "seeds": len(part),
+                    **interval_columns(lambda m, p=part: p[m].to_numpy(), ["harmful_recall", "keep_fraction"])})
+    return pd.DataFrame(out)
+
+
+def chosen_embedding(rows: pd.DataFrame, reference: str = "cross") -> str:
+    """The embedding SOT uses in the fine-tunes: the higher mean **validation** Youden J of SOT's selection
+    (clean kept − contaminants kept on the validation mixes) in the ``reference`` setting."""
+    sot = rows[(rows["selector"] == "sot") & (rows["reference"] == reference)]
+    return str(sot.groupby("embedding")["val_youden"].mean().idxmax())
+
+
+def recall_matrix(rows: pd.DataFrame, embedding: str, reference: str, selector: str) -> np.ndarray:
+    """(n_seeds,) harmful recall of one selector, in seed order."""
+    part = rows[(rows["embedding"] == embedding) & (rows["reference"] == reference) & (rows["selector"] == selector)]
+    return part.sort_values("seed")["harmful_recall"].to_numpy(float)
+
+
+def ft_matrix(res, arm: str, metric: str, seeds: Sequence[int]) -> np.ndarray:
+    """(n_seeds × n_prompts) held-out scores after one arm's fine-tune (the start, repeated, for START)."""
+    if arm == START:
+        return np.tile(res.start.items[metric], (len(seeds), 1))
+    return np.stack([res.heldout[(arm, s)].items[metric] for s in seeds])
+
+
+def finetune_table(res, seeds: Sequence[int], metrics: Sequence[str] = FT_METRICS) -> pd.DataFrame:
+    """The start and every fine-tune arm: pairs trained on, harmful recall, and each held-out measurement."""
+    sel = res.selections.groupby("arm")[["pairs", "harmful_recall"]].mean()
+    rows = []
+    for arm in [START, *(a for a in FINETUNE_ARMS if (a, seeds[0]) in res.heldout)]:
+        rows.append({"arm": arm, "pairs": sel.loc[arm, "pairs"] if arm in sel.index else np.nan,
+                     "harmful_recall": sel.loc[arm, "harmful_recall"] if arm in sel.index else np.nan,
+                     **interval_columns(lambda m, a=arm: ft_matrix(res, a, m, seeds), metrics)})
+    return pd.DataFrame(rows)
+
+
+def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str,
+                   reference: str = "cross") -> tuple[list[dict], dict]:
+    """The claims-table rows for SOT and the comparisons behind them (for the prose)."""
+    sot = recall_matrix(rows, embedding, reference, "sot")
+    recall = {r: compare(f"SOT vs {r}", "harmful_recall", sot, recall_matrix(rows, embedding, reference, r),
+                         expected="lower")
+              for r in RIVALS if len(recall_matrix(rows, embedding, reference, r)) == len(sot)}
+
+    def vs(a, b, m, test, expected):
+        return compare(f"{a} vs {b}", m, ft_matrix(res, a, m, seeds), ft_matrix(res, b, m, seeds), test=test,
+                       expected=expected)
+
+    ran = {a for a, _ in res.heldout}
+    erosion = {m: vs("none", START, m, "beats", "lower") for m in SAFETY} if "none" in ran else {}
+    kept = {m: vs("sot", START, m, "equivalent", "equivalent") for m in SAFETY} if "sot" in ran else {}
+    helpful = ({f"vs {b}": vs("sot", b, "helpfulness_loglik", "equivalent", "equivalent")
+                for b in ("none", "random") if b in ran} if "sot" in ran else {})
+    where = f"{reference}-source harmful reference, {embedding} pair embedding"
+    rows_out = [
+        claim_row("SOT: fine-tuning on contaminated data erodes safety (the premise)", "safety drops",
+                  list(erosion.values()),
+                  "refusal and jailbreak refusal on held-out harmful prompts after the user's fine-tune on the whole "
+                  "mix, against the patched start, paired by seed and prompt"),
+        claim_row("SOT: the lowest harmful recall among selectors", "0.093; lower than the baselines",
+                  list(recall.values()),
+                  f"share of contaminants kept on the test mixes at the K each selector chose on validation mixes "
+                  f"({where}), SOT against each baseline, paired by seed"),
+        claim_row("SOT: safety kept through the fine-tune", "safety kept", list(kept.values()),
+                  "refusal and jailbreak refusal after fine-tuning on SOT's weighted Top-K, equivalent to the "
+                  "patched start within the declared margins (TOST)"),
+        claim_row("SOT: helpfulness kept", "helpfulness kept or improved", list(helpful.values()),
+                  "helpfulness log-likelihood after SOT's fine-tune, equivalent to training on everything and to a "
+                  "random selection of the same size within the declared margin (TOST)"),
+    ]
+    return rows_out, {"recall": recall, "erosion": erosion, "kept": kept, "helpful": helpful}

@@ -1,0 +1,57 @@
+"""A user's fine-tune of a safety-patched model: the scenario of SOT (arXiv 2601.07200), chapter 06.
+
+A user takes an aligned model and fine-tunes it on their own instruction data, some of which is
+harmful; the question is whether the model's safety survives, and whether selecting the data first
+(SOT, chapter 06) saves it. Here:
+
+1. **The aligned start** (:func:`patched_start`): chapter 07's default patch — LoRA on safety data alone
+   at ``patch_lr``, seed 0, exactly as :func:`~ckt.safety_patch.protocol.finetune` trains it — merged into
+   SmolLM2's weights, so the start is a plain model again and the user's adapter is a fresh one.
+2. **The user's fine-tune** (:func:`user_finetune`): a new LoRA adapter (``patch_rank``, ``patch_targets``)
+   on the user's (prompt, response) pairs, loss on the response tokens only, ``user_epochs`` epochs at
+   ``user_lr``; optional per-pair weights enter the loss (SOT's importance reweighting, see
+   :func:`~ckt.safety_patch.patch.reply_loss`). The learning rate and epochs are the *user's* settings,
+   part of the scenario, not something a selector may tune.
+3. Every model is measured on chapter 07's held-out prompts with :func:`~ckt.safety_patch.measure.measure`
+   (same judge, generation length and arithmetic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ..data.overlaps import check_disjoint
+from .patch import merge, refusal_sft
+from .protocol import SFT_TOKENS, Setting, finetune
+from .sets import ProtocolSets
+
+PATCH_SEED = 0  # the start is one fixed model: chapter 07's first-seed patch
+
+
+def patched_start(llm, tokenizer, sets: ProtocolSets, cfg):
+    """Chapter 07's default LoRA patch (lr ``cfg.patch_lr``, seed :data:`PATCH_SEED`) merged into a copy of
+    ``llm``; returns (model in eval mode, the patch's training stats)."""
+    patched, stats = finetune(llm, tokenizer, sets, Setting("lora", float(cfg.patch_lr)), cfg, PATCH_SEED)
+    return merge(patched).eval(), stats
+
+
+def user_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float] | None = None):
+    """A fresh LoRA adapter trained on a copy of ``start`` with the user's ``pairs`` (columns prompt,
+    response) and optional per-pair ``weights``; returns (model, stats). ``start`` is left untouched."""
+    if len(pairs) == 0:
+        raise ValueError("the user's fine-tuning set is empty: a selection kept no pair")
+    if weights is not None and len(weights) != len(pairs):
+        raise ValueError(f"{len(weights)} weights for {len(pairs)} pairs: give one weight per pair")
+    return refusal_sft(start, tokenizer, list(pairs["prompt"]), list(pairs["response"]), method="lora",
+                       rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs, lr=cfg.user_lr,
+                       seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision, weights=weights)
+
+
+def check_user_data_disjoint(sets: ProtocolSets, named_pairs: dict[str, Sequence[str]]) -> None:
+    """The user's data and both references share no prompt with the prompts the models are measured on."""
+    measured = {"validation prompts": sets.validation.harmful + sets.validation.benign + sets.validation.helpful,
+                "held-out prompts": sets.heldout.harmful + sets.heldout.benign + sets.heldout.helpful}
+    for name, prompts in named_pairs.items():
+        check_disjoint({name: list(prompts), **measured})

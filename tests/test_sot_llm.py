@@ -1,0 +1,102 @@
+"""Chapter 06's LLM experiment: memoized pair scores, the selection and fine-tune tables, the embedding
+choice and the claim rows, on hand-built results whose verdicts are known in advance."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ckt.book import sot_llm_report as S
+from ckt.safety_patch.measure import Measurement
+from ckt.safety_patch.sot_study import START, UserFinetuneResult, memoized, pair_embedders
+
+N, SEEDS = 80, [0, 1, 2]
+RNG = np.random.default_rng(0)
+BASE_HELP = -2.0 + 0.3 * RNG.standard_normal(N)
+
+
+def test_memoized_computes_each_distinct_text_once_and_keeps_the_order():
+    calls = []
+
+    def fn(texts):
+        calls.append(list(texts))
+        return np.array([[len(t), 1.0] for t in texts])
+
+    embed = memoized(fn)
+    np.testing.assert_array_equal(embed(["bb", "a", "bb"]), [[2, 1], [1, 1], [2, 1]])
+    np.testing.assert_array_equal(embed(["ccc", "a"]), [[3, 1], [1, 1]])
+    assert calls == [["bb", "a"], ["ccc"]]
+
+
+def test_unknown_embedding_is_one_clear_error():
+    with pytest.raises(ValueError, match="unknown embedding.*minilm, smollm2"):
+        pair_embedders(["bert"], None, None)
+
+
+def study_rows():
+    """Harmful recall per seed: SOT 10/12/14, every rival 30/32/34 but 'loss' 11/13/13 (inconclusive)."""
+    recall = {"sot": [10, 12, 14], "random": [30, 32, 34], "pull": [30, 31, 35], "nearest-harm": [25, 27, 29],
+              "nearest-safe": [40, 42, 44], "loss": [11, 13, 13], "oracle": [0, 0, 0], "none": [100, 100, 100]}
+    rows = []
+    for emb, youden in (("minilm", 0.6), ("smollm2", 0.4)):
+        for sel, values in recall.items():
+            for seed, v in zip(SEEDS, values):
+                rows.append({"embedding": emb, "reference": "cross", "selector": sel, "seed": seed,
+                             "harmful_recall": float(v), "keep_fraction": 0.9, "val_youden": youden})
+    return pd.DataFrame(rows)
+
+
+def test_selection_table_means_and_the_embedding_chosen_on_validation():
+    rows = study_rows()
+    table = S.selection_table(rows).set_index(["embedding", "selector"])
+    assert table.loc[("minilm", "sot"), "harmful_recall_mean"] == pytest.approx(12.0)
+    sot = table.loc[("minilm", "sot")]
+    assert sot["harmful_recall_lo"] <= 12.0 <= sot["harmful_recall_hi"]
+    assert table.loc[("minilm", "sot"), "seeds"] == 3
+    assert S.chosen_embedding(rows) == "minilm"
+    rows.loc[rows["embedding"] == "smollm2", "val_youden"] = 0.9
+    assert S.chosen_embedding(rows) == "smollm2"
+
+
+def measurement(refusal, jailbreak, over, help_shift=0.0):
+    def rate(p):
+        x = np.zeros(N)
+        x[: round(p * N / 100)] = 100.0
+        return x
+
+    return Measurement({"refusal": rate(refusal), "jailbreak_refusal": rate(jailbreak), "over_refusal": rate(over),
+                        "helpfulness_loglik": BASE_HELP + help_shift}, {})
+
+
+def finetunes():
+    """none erodes refusal by 30 points; SOT keeps the start's numbers exactly; random is in between."""
+    heldout = {}
+    for s in SEEDS:
+        heldout[("none", s)] = measurement(20, 15, 0)
+        heldout[("random", s)] = measurement(35, 30, 0)
+        heldout[("sot", s)] = measurement(50, 45, 0)
+        heldout[("oracle", s)] = measurement(50, 45, 0)
+    sel = pd.DataFrame([{"arm": a, "seed": s, "pairs": p, "keep_fraction": p / 222, "harmful_recall": r}
+                        for s in SEEDS for a, p, r in (("none", 222, 100.0), ("random", 200, 90.0),
+                                                       ("sot", 200, 10.0), ("oracle", 200, 0.0))])
+    return UserFinetuneResult(measurement(50, 45, 0), heldout, sel)
+
+
+def test_finetune_table_starts_with_the_patched_start_and_keeps_the_selection_sizes():
+    t = S.finetune_table(finetunes(), SEEDS).set_index("arm")
+    assert list(t.index) == [START, "none", "random", "sot", "oracle"]
+    assert t.loc[START, "refusal_mean"] == pytest.approx(50.0) and np.isnan(t.loc[START, "pairs"])
+    assert t.loc["none", "refusal_mean"] == pytest.approx(20.0) and t.loc["sot", "pairs"] == 200
+    assert t.loc["sot", "harmful_recall"] == 10.0
+
+
+def test_claims_from_planted_results():
+    claims, cmp = S.sot_llm_claims(study_rows(), finetunes(), SEEDS, "minilm")
+    verdicts = {c["claim"].split(": ", 1)[1]: c["verdict"] for c in claims}
+    assert verdicts["fine-tuning on contaminated data erodes safety (the premise)"] == "reproduced"
+    assert verdicts["safety kept through the fine-tune"] == "reproduced"
+    assert verdicts["helpfulness kept"] == "reproduced"
+    # SOT beats four rivals clearly; against 'loss' (1 point apart, noisy) the interval includes 0
+    assert {k: c.outcome for k, c in cmp["recall"].items()}["random"] == "lower"
+    assert cmp["recall"]["loss"].outcome != "lower"
+    assert verdicts["the lowest harmful recall among selectors"] == "partly reproduced"
+    assert all(c["comparisons"] for c in claims)
