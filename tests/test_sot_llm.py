@@ -94,6 +94,7 @@ def test_claims_from_planted_results():
     verdicts = {c["claim"].split(": ", 1)[1]: c["verdict"] for c in claims}
     assert verdicts["fine-tuning on contaminated data erodes safety (the premise)"] == "reproduced"
     assert verdicts["safety kept through the fine-tune"] == "reproduced"
+    assert verdicts["safer after the fine-tune than the baselines"] == "reproduced"  # 50 vs 20 and 35
     assert verdicts["helpfulness kept"] == "reproduced"
     # SOT beats four rivals clearly; against 'loss' (1 point apart, noisy) the interval includes 0
     assert {k: c.outcome for k, c in cmp["recall"].items()}["random"] == "lower"

@@ -172,7 +172,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                        each=("random", "loss", "nearest", "pull", "sot")),
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
-        push_grid=grid([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
+        push_grid=grid([0.0, 0.5, 1.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
         llm_seeds=Knob([0, 1], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
                        each=(0, 2**31 - 1)),
         selection_seeds=Knob(10, "seeds of the LLM selection study (no fine-tune: seconds each)", range=(1, 1000)),

@@ -21,6 +21,8 @@ from .patch_report import interval_columns
 
 FT_METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
 SAFETY = ("refusal", "jailbreak_refusal")
+ARM_NAMES = {START: "the patched start", "none": "the no-selection model", "random": "the random-selection model",
+             "sot": "the SOT model", "oracle": "the oracle model"}  # for sentences: "<name>'s refusal is …"
 RIVALS = ("random", "pull", "nearest-harm", "nearest-safe", "loss")  # selectors SOT must beat ("oracle" is a bound)
 
 
@@ -67,7 +69,9 @@ def finetune_table(res, seeds: Sequence[int], metrics: Sequence[str] = FT_METRIC
 
 def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str,
                    reference: str = "cross") -> tuple[list[dict], dict]:
-    """The claims-table rows for SOT and the comparisons behind them (for the prose)."""
+    """The claims-table rows for SOT and the comparisons behind them (for the prose; ``benign`` — the oracle's
+    clean-only fine-tune against the start — is shown, not claimed: it separates what the harmful pairs do
+    from what any fine-tune does)."""
     sot = recall_matrix(rows, embedding, reference, "sot")
     recall = {r: compare(f"SOT vs {r}", "harmful_recall", sot, recall_matrix(rows, embedding, reference, r),
                          expected="lower")
@@ -80,6 +84,9 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
     ran = {a for a, _ in res.heldout}
     erosion = {m: vs("none", START, m, "beats", "lower") for m in SAFETY} if "none" in ran else {}
     kept = {m: vs("sot", START, m, "equivalent", "equivalent") for m in SAFETY} if "sot" in ran else {}
+    benign = {m: vs("oracle", START, m, "beats", "lower") for m in SAFETY} if "oracle" in ran else {}
+    safer = ({f"{m} vs {b}": vs("sot", b, m, "beats", "higher") for b in ("none", "random") if b in ran
+              for m in SAFETY} if "sot" in ran else {})
     helpful = ({f"vs {b}": vs("sot", b, "helpfulness_loglik", "equivalent", "equivalent")
                 for b in ("none", "random") if b in ran} if "sot" in ran else {})
     where = f"{reference}-source harmful reference, {embedding} pair embedding"
@@ -92,6 +99,10 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
                   list(recall.values()),
                   f"share of contaminants kept on the test mixes at the K each selector chose on validation mixes "
                   f"({where}), SOT against each baseline, paired by seed"),
+        claim_row("SOT: safer after the fine-tune than the baselines", "higher refusal than no or random selection",
+                  list(safer.values()),
+                  "refusal and jailbreak refusal after SOT's fine-tune against fine-tuning on everything and on a "
+                  "random selection of the same size, paired by seed and prompt"),
         claim_row("SOT: safety kept through the fine-tune", "safety kept", list(kept.values()),
                   "refusal and jailbreak refusal after fine-tuning on SOT's weighted Top-K, equivalent to the "
                   "patched start within the declared margins (TOST)"),
@@ -99,4 +110,5 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
                   "helpfulness log-likelihood after SOT's fine-tune, equivalent to training on everything and to a "
                   "random selection of the same size within the declared margin (TOST)"),
     ]
-    return rows_out, {"recall": recall, "erosion": erosion, "kept": kept, "helpful": helpful}
+    return rows_out, {"recall": recall, "erosion": erosion, "benign": benign, "safer": safer, "kept": kept,
+                      "helpful": helpful}
