@@ -84,7 +84,7 @@ def finetunes():
 def test_finetune_table_starts_with_the_patched_start_and_keeps_the_selection_sizes():
     t = S.finetune_table(finetunes(), SEEDS).set_index("arm")
     assert list(t.index) == [START, "none", "random", "sot", "oracle"]
-    assert t.loc[START, "refusal_mean"] == pytest.approx(50.0) and np.isnan(t.loc[START, "pairs"])
+    assert t.loc[START, "refusal_mean"] == pytest.approx(50.0) and t.loc[START, "pairs"] == 0
     assert t.loc["none", "refusal_mean"] == pytest.approx(20.0) and t.loc["sot", "pairs"] == 200
     assert t.loc["sot", "harmful_recall"] == 10.0
 

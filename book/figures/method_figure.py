@@ -41,7 +41,8 @@ def main() -> Path:
         end = centre(b, "left") if bx > ax_ + aw - 0.01 else centre(b, "top" if by < ay else "bottom")
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="#444444",
                                      connectionstyle="arc3,rad=0.0"))
-    ax.text(0.2, 0.35, "Computed once and cached: the features h(x) and the teacher's logits z_T. Trained: only the head "
+    ax.text(0.2, 0.35, "Computed once and cached: the features h(x) and the teacher's logits z_T. Trained: only the "
+            "head "
             "(milliseconds per epoch). δ is added to the feature (feature space, the default) or to the token "
             "embeddings (embedding space).", fontsize=8.5, wrap=True)
     ax.set(xlim=(0, 12), ylim=(0, 5.2))

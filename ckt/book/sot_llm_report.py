@@ -57,12 +57,13 @@ def ft_matrix(res, arm: str, metric: str, seeds: Sequence[int]) -> np.ndarray:
 
 
 def finetune_table(res, seeds: Sequence[int], metrics: Sequence[str] = FT_METRICS) -> pd.DataFrame:
-    """The start and every fine-tune arm: pairs trained on, harmful recall, and each held-out measurement."""
+    """The start and every fine-tune arm: the user's pairs trained on (0 for the start), the share of the
+    contaminants among them (harmful recall), and each held-out measurement."""
     sel = res.selections.groupby("arm")[["pairs", "harmful_recall"]].mean()
     rows = []
     for arm in [START, *(a for a in FINETUNE_ARMS if (a, seeds[0]) in res.heldout)]:
-        rows.append({"arm": arm, "pairs": sel.loc[arm, "pairs"] if arm in sel.index else np.nan,
-                     "harmful_recall": sel.loc[arm, "harmful_recall"] if arm in sel.index else np.nan,
+        rows.append({"arm": arm, "pairs": sel.loc[arm, "pairs"] if arm in sel.index else 0,  # the start: none
+                     "harmful_recall": sel.loc[arm, "harmful_recall"] if arm in sel.index else 0.0,
                      **interval_columns(lambda m, a=arm: ft_matrix(res, a, m, seeds), metrics)})
     return pd.DataFrame(rows)
 

@@ -51,7 +51,7 @@ def user_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, weights
 
 def check_user_data_disjoint(sets: ProtocolSets, named_pairs: dict[str, Sequence[str]]) -> None:
     """The user's data and both references share no prompt with the prompts the models are measured on."""
-    measured = {"validation prompts": sets.validation.harmful + sets.validation.benign + sets.validation.helpful,
-                "held-out prompts": sets.heldout.harmful + sets.heldout.benign + sets.heldout.helpful}
+    measured = [*sets.validation.harmful, *sets.validation.benign, *sets.validation.helpful,
+                *sets.heldout.harmful, *sets.heldout.benign, *sets.heldout.helpful]
     for name, prompts in named_pairs.items():
-        check_disjoint({name: list(prompts), **measured})
+        check_disjoint({name: list(prompts), "the prompts models are measured on": measured})
