@@ -166,7 +166,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                "embeddings": ["minilm"], "user_pairs": 18, "val_prompts": 8, "eval_harmful": 8,
                "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8, "eval_sentiment": 8,
                "patch_train_examples": 16, "gen_tokens": 8},
-        exercises="what the push term buys; a pair embedding blind to labels",
+        exercises="what the push term buys; a pair embedding blind to labels; a gentler user fine-tune",
         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
                        each=("random", "loss", "nearest", "pull", "sot")),
