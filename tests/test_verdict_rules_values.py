@@ -5,13 +5,12 @@ bounds placed exactly on, just inside or just outside a threshold, and every sen
 pinned character for character.
 """
 
-import math
 import re
 
 import pytest
+from verdict_helpers import NAN, made
 
 from ckt.verdicts import (
-    Difference,
     claim_verdict,
     compare_beats,
     compare_beats_holm,
@@ -22,14 +21,6 @@ from ckt.verdicts import (
     stance,
 )
 from ckt.verdicts.decide import unit
-
-NAN = math.nan
-
-
-def made(estimate=0.0, ci=(NAN, NAN), eq=(NAN, NAN), p=NAN, se=1.0, n_seeds=5, n_items=100):
-    """A Difference with chosen numbers (MDD = 2.8 · SE), to test the rules apart from the bootstrap."""
-    return Difference(estimate, *ci, *eq, p, se, 2.8 * se, n_seeds, n_items)
-
 
 # --- rules.said: the sentences of the book -------------------------------------------------------------------------
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from verdict_helpers import NAN, made
 
 from ckt.verdicts import (
     CLAIM_VERDICTS,
     MARGINS,
-    Difference,
     claim_verdict,
     compare_beats,
     compare_beats_holm,
@@ -24,14 +24,6 @@ from ckt.verdicts import (
     paired_difference,
     stance,
 )
-
-NAN = math.nan
-
-
-def made(estimate=0.0, ci=(NAN, NAN), eq=(NAN, NAN), p=NAN, se=1.0, n_seeds=5, n_items=100):
-    """A Difference with chosen numbers, to test the decision rules apart from the bootstrap."""
-    return Difference(estimate, *ci, *eq, p, se, 2.8 * se, n_seeds, n_items)
-
 
 # --- zero-variance arms: everything is exact ---------------------------------------------------------------------
 

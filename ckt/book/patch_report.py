@@ -27,11 +27,22 @@ def arms(res) -> list[str]:
     return [BASE, *([LORA] if LORA in res.chosen else []), *full]
 
 
+def seed_matrix(heldout, arm: str, metric: str, seeds: Sequence[int], fixed=None) -> np.ndarray:
+    """(n_seeds × n_prompts) scores of one arm from ``heldout[(arm, seed)]``; a deterministic model's one
+    measurement (``fixed``: a base or start model) is repeated for every seed, so comparisons stay paired."""
+    if fixed is not None:
+        return np.tile(fixed.items[metric], (len(seeds), 1))
+    return np.stack([heldout[(arm, s)].items[metric] for s in seeds])
+
+
+def compare_arms(scores, a: str, b: str, metric: str, test: str, expected: str):
+    """:func:`ckt.verdicts.compare` of arm ``a`` against arm ``b``, ``scores(arm, metric)`` their matrices."""
+    return compare(f"{a} vs {b}", metric, scores(a, metric), scores(b, metric), test=test, expected=expected)
+
+
 def matrix(res, arm: str, metric: str, seeds: Sequence[int]) -> np.ndarray:
     """(n_seeds × n_prompts) held-out scores of one arm."""
-    if arm == BASE:
-        return np.tile(res.base_test.items[metric], (len(seeds), 1))
-    return np.stack([res.heldout[(arm, s)].items[metric] for s in seeds])
+    return seed_matrix(res.heldout, arm, metric, seeds, res.base_test if arm == BASE else None)
 
 
 def heldout_table(res, seeds: Sequence[int], metrics: Sequence[str] = METRICS) -> pd.DataFrame:
@@ -109,8 +120,7 @@ def ortho_matrix(res, arm: str, column: str) -> np.ndarray:
 def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[dict], dict]:
     """The chapter's claims-table rows and the comparisons behind them (for the prose)."""
     def vs(a, b, m, test, expected):
-        return compare(f"{a} vs {b}", m, matrix(res, a, m, seeds), matrix(res, b, m, seeds), test=test,
-                       expected=expected)
+        return compare_arms(lambda arm, metric: matrix(res, arm, metric, seeds), a, b, m, test, expected)
 
     lora = {m: vs(LORA, BASE, m, "beats", "higher") for m in ADDS}
     lora |= {m: vs(LORA, BASE, m, "equivalent", "equivalent") for m in KEEPS}

@@ -17,7 +17,7 @@ import pandas as pd
 from ..safety_patch.sot_study import START
 from ..sot.llm_mix import FINETUNE_ARMS
 from ..verdicts import claim_row, compare
-from .patch_report import interval_columns
+from .patch_report import compare_arms, interval_columns, seed_matrix
 
 FT_METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
 SAFETY = ("refusal", "jailbreak_refusal")
@@ -51,9 +51,7 @@ def recall_matrix(rows: pd.DataFrame, embedding: str, reference: str, selector: 
 
 def ft_matrix(res, arm: str, metric: str, seeds: Sequence[int]) -> np.ndarray:
     """(n_seeds × n_prompts) held-out scores after one arm's fine-tune (the start, repeated, for START)."""
-    if arm == START:
-        return np.tile(res.start.items[metric], (len(seeds), 1))
-    return np.stack([res.heldout[(arm, s)].items[metric] for s in seeds])
+    return seed_matrix(res.heldout, arm, metric, seeds, res.start if arm == START else None)
 
 
 def finetune_table(res, seeds: Sequence[int], metrics: Sequence[str] = FT_METRICS) -> pd.DataFrame:
@@ -73,14 +71,12 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
     """The claims-table rows for SOT and the comparisons behind them (for the prose; ``benign`` — the oracle's
     clean-only fine-tune against the start — is shown, not claimed: it separates what the harmful pairs do
     from what any fine-tune does)."""
-    sot = recall_matrix(rows, embedding, reference, "sot")
-    recall = {r: compare(f"SOT vs {r}", "harmful_recall", sot, recall_matrix(rows, embedding, reference, r),
-                         expected="lower")
-              for r in RIVALS if len(recall_matrix(rows, embedding, reference, r)) == len(sot)}
+    recalls = {s: recall_matrix(rows, embedding, reference, s) for s in ("sot", *RIVALS)}
+    recall = {r: compare(f"SOT vs {r}", "harmful_recall", recalls["sot"], recalls[r], expected="lower")
+              for r in RIVALS if len(recalls[r]) == len(recalls["sot"])}
 
     def vs(a, b, m, test, expected):
-        return compare(f"{a} vs {b}", m, ft_matrix(res, a, m, seeds), ft_matrix(res, b, m, seeds), test=test,
-                       expected=expected)
+        return compare_arms(lambda arm, metric: ft_matrix(res, arm, metric, seeds), a, b, m, test, expected)
 
     ran = {a for a, _ in res.heldout}
     erosion = {m: vs("none", START, m, "beats", "lower") for m in SAFETY} if "none" in ran else {}

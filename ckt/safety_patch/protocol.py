@@ -83,7 +83,7 @@ def _model_hash(model) -> str:
     h = hashlib.sha256()
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
-        h.update(p.detach().float().cpu().numpy().tobytes()[:4096])  # a fingerprint: the first values
+        h.update(p.detach().reshape(-1)[:1024].float().cpu().numpy().tobytes())  # a fingerprint: the first values
     return h.hexdigest()[:16]
 
 
@@ -152,7 +152,7 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
         kept[s] = keep / f"{len(kept)}.pt"
         torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
         validation[s] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
-        log(f"validation: {s.label}: {_short(validation[s].means())} ({st['train_seconds']:.0f} s training)")
+        log(f"validation: {s.label}: {summary_line(validation[s].means())} ({st['train_seconds']:.0f} s training)")
         del model
         release_memory()
     clock["validation"] = time.perf_counter()
@@ -175,7 +175,7 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
                 model.save_pretrained(patch_dir)
             heldout[(arm, seed)] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout,
                                            cfg.gen_tokens)
-            log(f"held-out: {arm} (seed {seed}): {_short(heldout[(arm, seed)].means())}")
+            log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}")
             del model
             release_memory()
     clock["heldout"] = time.perf_counter()
@@ -202,8 +202,11 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def _short(means: dict) -> str:
-    keys = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
+SUMMARY = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
+
+
+def summary_line(means: dict, keys: Sequence[str] = SUMMARY) -> str:
+    """A run-log line: the means of ``keys`` and this process's peak RSS so far."""
     return ", ".join(f"{k} {means[k]:.2f}" for k in keys) + f" (peak RSS so far {peak_rss_gib():.2f} GiB)"
 
 

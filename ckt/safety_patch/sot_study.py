@@ -9,13 +9,13 @@ For each seed, :func:`run_user_finetunes`
 3. fine-tunes the patched start on each (:func:`~ckt.safety_patch.user_finetune.user_finetune`) and measures
    the result on chapter 07's held-out prompts.
 
-The start itself is measured once on the same prompts, so the table shows the safety erosion (start →
+The start itself is measured once on the same prompts (cached on disk like chapter 07's base model,
+:func:`~ckt.safety_patch.protocol.base_measurement`), so the table shows the safety erosion (start →
 no selection) beside what each selection keeps of it.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +26,12 @@ import pandas as pd
 from ..sot.llm_mix import FINETUNE_ARMS, LLM_SELECTORS, finetune_sets, llm_mix, pools, selection_run
 from ..sot.selection import sot_options
 from .measure import Measurement, helpfulness_loglik, measure
-from .protocol import measured_as, peak_rss_gib, release_memory
+from .protocol import base_measurement, measured_as, release_memory, summary_line
 from .sets import ProtocolSets
 from .user_finetune import check_user_data_disjoint, user_finetune
 
 START = "patched start"
+FT_KEYS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")  # logged per fine-tune
 
 
 @dataclass
@@ -49,9 +50,9 @@ def run_user_finetunes(start, tokenizer, sets: ProtocolSets, cfg, seeds: Sequenc
     """Steps 1-3 of the module docstring; ``embed(texts) -> (n, d) array`` embeds the pairs for SOT."""
     began = time.perf_counter()
     check_user_data_disjoint(sets, {name: list(df["prompt"]) for name, df in pools().items()})
-    start_m = measure(measured_as(copy.deepcopy(start), cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
+    start_m = base_measurement(start, tokenizer, sets.heldout, cfg.gen_tokens, cfg.llm_precision)
     release_memory()
-    log(f"{START}: {_short(start_m)}")
+    log(f"{START}: {summary_line(start_m.means(), FT_KEYS)}")
     heldout, rows, stats = {}, [], []
     for seed in seeds:
         val, test = (llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test"))
@@ -66,14 +67,8 @@ def run_user_finetunes(start, tokenizer, sets: ProtocolSets, cfg, seeds: Sequenc
             del model
             release_memory()
             log(f"{arm} (seed {seed}, {len(sel.pairs)} pairs, {st['train_seconds']:.0f} s training): "
-                f"{_short(heldout[(arm, seed)])}")
+                f"{summary_line(heldout[(arm, seed)].means(), FT_KEYS)}")
     return UserFinetuneResult(start_m, heldout, pd.DataFrame(rows), stats, time.perf_counter() - began)
-
-
-def _short(m: Measurement) -> str:
-    means = m.means()
-    keys = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
-    return ", ".join(f"{k} {means[k]:.2f}" for k in keys) + f" (peak RSS so far {peak_rss_gib():.2f} GiB)"
 
 
 EMBEDDINGS = ("minilm", "smollm2")

@@ -134,6 +134,11 @@ def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.nda
     raise ConfigError(f"unknown selector {name!r}: choose one of {', '.join(LLM_SELECTORS)}")
 
 
+def top_share(scores: np.ndarray, q: float) -> np.ndarray:
+    """The Top-⌊q·n⌉ of ``scores`` as a kept mask: a selection at kept share q."""
+    return top_k(scores, int(round(q * len(scores))))
+
+
 def youden(kept: np.ndarray, contaminant: np.ndarray) -> float:
     """Youden's J of a selection: share of clean pairs kept − share of contaminants kept (0 without any)."""
     kept, c = np.asarray(kept, bool), np.asarray(contaminant, bool)
@@ -145,7 +150,7 @@ def choose_keep_fraction(scores: np.ndarray, contaminant: np.ndarray, grid=KEEP_
     ``grid`` that maximises :func:`youden` of the Top-⌊q·n⌉; ties: the larger q (keep more data)."""
     best, best_j = None, -np.inf
     for q in sorted(grid):
-        j = youden(top_k(scores, int(round(q * len(scores)))), contaminant)
+        j = youden(top_share(scores, q), contaminant)
         if j >= best_j:
             best, best_j = float(q), j
     return best
@@ -172,14 +177,15 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     val_c = mixes["val"].contaminant
     for name in selectors:
         q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], val_c)
-        kept = top_k(scores["test"][name], int(round(q * len(test_c))))
-        val_j = youden(top_k(scores["val"][name], int(round(q * len(val_c)))), val_c)
+        kept = top_share(scores["test"][name], q)
+        val_j = youden(top_share(scores["val"][name], q), val_c)
         rows.append({"selector": name, "reference": reference, "seed": seed, "keep_fraction": q,
                      "val_youden": val_j, **selection_metrics(kept, test_c)})
         if name != "none":
+            recall = {g: selection_metrics(top_share(scores["test"][name], g), test_c)["harmful_recall"]
+                      for g in KEEP_GRID}
             curve += [{"selector": name, "reference": reference, "seed": seed, "keep_fraction": g,
-                       "harmful_recall": selection_metrics(top_k(scores["test"][name], int(round(g * len(test_c)))),
-                                                           test_c)["harmful_recall"]} for g in KEEP_GRID]
+                       "harmful_recall": r} for g, r in recall.items()]
     return rows, curve
 
 
@@ -211,10 +217,9 @@ def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARM
     q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.contaminant)
     z, safe, harm = embed_mix(embed, test)
     w = sot_weights(z, safe, harm, **sot)[0]
-    k = int(round(q * len(z)))
     c = test.contaminant
-    kept = {"none": np.ones(len(z), bool), "oracle": ~c, "sot": top_k(w, k),
-            "random": top_k(np.random.default_rng([seed, 29]).random(len(z)), k)}
+    kept = {"none": np.ones(len(z), bool), "oracle": ~c, "sot": top_share(w, q),
+            "random": top_share(np.random.default_rng([seed, 29]).random(len(z)), q)}
     out = {}
     for arm in arms:
         if arm not in kept:
