@@ -4,6 +4,7 @@
     ckt train [--config configs/default.yaml] [--set key=value ...] --save runs/ckt
     ckt predict runs/ckt --input texts.csv --output preds.csv
     ckt params
+    ckt rerun 02_kd_weight -p epochs 10     (papermill, with a one-line error for a bad parameter)
 
 Without ``--config``, ``ckt train`` uses the built-in defaults (``Config()``; ``configs/default.yaml`` in
 the repository spells out the same values), so it runs from any directory, installed from a wheel or not.
@@ -44,13 +45,20 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--output", required=True, help="CSV to write: text,label,prob_positive")
     pr.add_argument("--seed", type=int, default=None, help="which seed's student (default: the first)")
     sub.add_parser("params", help="list every parameter with its default and valid range")
+    rr = sub.add_parser("rerun", help="execute a chapter notebook with papermill; its numbers go to results-rerun/")
+    rr.add_argument("chapter", help="a chapter, e.g. 02_kd_weight (the names of notebooks/*.ipynb)")
+    rr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="as papermill's -p: a chapter knob or any Config field")
+    rr.add_argument("--output", default=None,
+                    help="the executed notebook (default: <results folder>/<chapter>.ipynb, see CKT_RESULTS_DIR)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"data": cmd_data, "train": cmd_train, "predict": cmd_predict, "params": cmd_params}[args.command](args)
+        return {"data": cmd_data, "train": cmd_train, "predict": cmd_predict, "params": cmd_params,
+                "rerun": cmd_rerun}[args.command](args)
     except CktError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -154,6 +162,56 @@ def cmd_predict(args) -> int:
     df.to_csv(tmp, index=False)
     os.replace(tmp, out)
     print(f"wrote {len(df)} predictions to {out} (student seed {seed}, {int(df['label'].sum())} positive)")
+    return 0
+
+
+def _papermill_value(text: str):
+    """What papermill's ``-p`` makes of a value: True/False/None, an int, a float, else the string."""
+    literals = {"True": True, "False": False, "None": None}
+    if text in literals:
+        return literals[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def cmd_rerun(args) -> int:
+    """Papermill's own CLI ends a failed run with its Python traceback; here a ckt error inside the
+    notebook (a bad parameter, a missing model) is its one line and exit status 2, and the failed
+    notebook is not left behind."""
+    import difflib
+
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from .book.chapters import CHAPTERS, ROOT
+    from .book.notebook import parameters
+    from .errors import ConfigError
+    from .paths import default_results_dir
+
+    if args.chapter not in CHAPTERS:
+        close = difflib.get_close_matches(args.chapter, list(CHAPTERS), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(CHAPTERS)}"
+        raise ConfigError(f"unknown chapter '{args.chapter}': {hint}")
+    source = CHAPTERS[args.chapter].ipynb
+    if not source.is_file():
+        raise ConfigError(f"{source} not found: ckt rerun runs in a clone of the repository (git clone, make install)")
+    out = Path(args.output) if args.output else default_results_dir() / f"{args.chapter}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {name: _papermill_value(value) for name, value in args.parameter}
+    parameters(dict(params), args.chapter)  # the notebook's own check, before a kernel starts
+    try:
+        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT))
+    except PapermillExecutionError as err:
+        errors = {cls.__name__: cls for cls in (CktError, *CktError.__subclasses__())}
+        if err.ename not in errors:
+            raise
+        out.unlink(missing_ok=True)
+        raise errors[err.ename](err.evalue) from None
+    print(f"executed {args.chapter} into {out}")
     return 0
 
 

@@ -30,3 +30,7 @@ class ModelError(CktError):
 
 class TrainingDiverged(CktError):
     """Training produced non-finite losses too often to continue."""
+
+
+class SolutionContradicted(CktError):
+    """An exercise's solution states an outcome that the build's own run of the exercise does not show."""

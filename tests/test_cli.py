@@ -57,3 +57,38 @@ def test_predict_rejects_a_file_without_text_column(trained, tmp_path):
 def test_params_lists_every_parameter():
     stdout = ckt("params").stdout
     assert "alpha" in stdout and "[0.0, 1.0]" in stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["02_kd_wieght"], "error: unknown chapter '02_kd_wieght': did you mean '02_kd_weight'?"),
+    (["02_kd_weight", "-p", "epoch", "3"],
+     "error: unknown parameter 'epoch' for notebook 02_kd_weight: did you mean 'epochs'?"),
+    (["02_kd_weight", "-p", "alpha", "2.0"], "error: alpha=2.0 is out of range"),
+])
+def test_rerun_rejects_a_bad_chapter_or_parameter_with_one_line_before_any_kernel(tmp_path, args, message):
+    out = tmp_path / "out.ipynb"
+    proc = ckt("rerun", *args, "--output", str(out), check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(message)
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_rerun_turns_a_ckt_error_inside_the_notebook_into_its_one_line(tmp_path):
+    """Papermill's own CLI prints ~30 lines of its Python traceback before the notebook's one line;
+    `ckt rerun` prints the line, exits 2 and leaves no failed notebook behind."""
+    out = tmp_path / "out.ipynb"
+    proc = ckt("rerun", "01_walkthrough", "-p", "dataset", str(tmp_path / "missing.csv"), "--output", str(out),
+               check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: file not found:") and "missing.csv" in last
+    assert "Traceback" not in proc.stderr and "PapermillExecutionError" not in proc.stderr
+    assert not out.exists()
+
+
+def test_papermill_values_are_read_as_papermill_reads_them():
+    from ckt.cli import _papermill_value
+
+    assert [_papermill_value(v) for v in ("True", "False", "None", "3", "-2", "0.5", "2e-5", "[0, 1]", "pgd")] == \
+        [True, False, None, 3, -2, 0.5, 2e-5, "[0, 1]", "pgd"]
+    assert type(_papermill_value("3")) is int and type(_papermill_value("3.0")) is float

@@ -15,6 +15,7 @@ from ckt.book import chapters
 from ckt.book.chapters import CHAPTERS as NOTEBOOKS
 from ckt.book.check import broken_links, chapter_pages, check_page, notebook_buttons
 from ckt.book.sources import out_of_sync, synced
+from ckt.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,11 +54,39 @@ def test_parameters_cell_matches_the_registered_defaults(name):
     source = "".join(cells[0]["source"])
     assert source.startswith("# Parameters")
     values = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse(source).body if isinstance(n, ast.Assign)}
-    assert values == {k: knob.default for k, knob in NOTEBOOKS[name].knobs.items()}
+    knobs = {k: knob.default for k, knob in NOTEBOOKS[name].knobs.items()}
+    assert values == {**Config().to_dict(), **knobs}  # the knobs, then every other Config field at its default
     # the next code cell checks the parameters before anything else
     code = [c for c in load(name)["cells"] if c["cell_type"] == "code"]
     following = "".join(code[code.index(cells[0]) + 1]["source"])
     assert f'nb.parameters(globals(), "{name}")' in following
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_papermill_knows_every_knob_and_config_field_so_it_warns_of_none(name):
+    """Papermill warns "Passed unknown parameter" for a name its inspection of the parameters cell
+    misses (one assignment per line; a line with a second '=' is skipped), so every valid name must
+    be found there, with its help for `papermill --help-notebook`."""
+    import papermill as pm
+
+    found = pm.inspect_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"))
+    assert set(found) == set(NOTEBOOKS[name].knobs) | set(Config().to_dict())
+    assert found["epochs"]["help"] == "student training epochs"
+    assert found["seeds"]["help"] == NOTEBOOKS[name].knobs["seeds"].help.replace("=", ":")
+
+
+def test_a_config_field_in_the_parameters_cell_is_a_default_not_an_override():
+    """The cell's Config lines equal Config(): executing them changes no setting, and a value papermill
+    injects after them wins."""
+    from ckt.book import notebook as nb
+    from ckt.book.sources import parameters_cell_source
+
+    cell = parameters_cell_source(NOTEBOOKS["02_kd_weight"])
+    namespace = {"In": [cell, "# Parameters\nepochs = 3\n"]}
+    exec(cell, namespace)
+    namespace["epochs"] = 3
+    knobs, base = nb.parameters(namespace, "02_kd_weight")
+    assert base == Config.from_dict({"epochs": 3, "seeds": knobs["seeds"]})
 
 
 def _papermill(name, out, *params, env=None):
@@ -246,3 +275,6 @@ def test_student_notebook_keeps_the_exercises_and_has_no_solution(name):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Exercises" in text and "*Predict*" in text
     assert "Solution" not in text and ":class: dropdown" not in text
+    # nor the cells where the build runs an exercise to check its solution (they give the answer away)
+    assert "The solutions, checked" not in text and "solution_holds" not in "".join(c.source for c in nb.cells)
+    assert not any("solution-check" in c.metadata.get("tags", []) for c in nb.cells)

@@ -15,9 +15,11 @@ from ckt.verdicts import (
     compare_beats,
     compare_beats_holm,
     compare_equivalent,
+    compared,
     describe_difference,
     margins_table,
     said,
+    said_count,
     stance,
 )
 from ckt.verdicts.decide import unit
@@ -28,15 +30,39 @@ from ckt.verdicts.decide import unit
     ("higher", "beats", "ckt's noise robustness is higher than ce's"),
     ("lower", "beats", "ckt's noise robustness is lower than ce's"),
     ("inconclusive", "beats", "ckt's noise robustness is not distinguishable, at this sample size, from ce's"),
-    ("not enough seeds", "beats", "ckt's noise robustness is not comparable with one seed to ce's"),
+    ("not enough seeds", "beats",
+     "ckt's noise robustness is not comparable (fewer than two seeds, or no scored items) with ce's"),
     ("equivalent", "equivalent", "ckt's noise robustness is equivalent (within the declared margin) to ce's"),
     ("different", "equivalent", "ckt's noise robustness is different from ce's"),
-    ("inconclusive", "equivalent", "ckt's noise robustness is not distinguishable, at this sample size, from ce's"),
-    ("not enough seeds", "equivalent", "ckt's noise robustness is not comparable with one seed to ce's"),
+    # an undecided equivalence test must not read as "kept" (nor as the difference test's "not distinguishable")
+    ("inconclusive", "equivalent",
+     "ckt's noise robustness is not shown, at this sample size, to be within the declared margin of ce's"),
+    ("not enough seeds", "equivalent",
+     "ckt's noise robustness is not comparable (fewer than two seeds, or no scored items) with ce's"),
 ])
 def test_said_gives_the_exact_sentence_for_each_outcome(outcome, test, sentence):
     """Guards against a mistyped or swapped phrase in the glued prose (e.g. 'lower' printed as 'higher than')."""
     assert said(outcome, "ckt", "ce", "noise_robustness", test=test) == sentence
+
+
+def test_compared_takes_the_callers_words_for_a_direction_only():
+    """A gap is 'wider than', not 'higher than'; the undecided outcomes keep their fixed words."""
+    assert compared("higher", higher="wider than", lower="narrower than") == "wider than"
+    assert compared("lower", higher="wider than", lower="narrower than") == "narrower than"
+    assert compared("lower") == "lower than" and compared("higher") == "higher than"
+    assert compared("inconclusive", higher="wider than") == "not distinguishable, at this sample size, from"
+    assert compared("equivalent") == "equivalent (within the declared margin) to"
+    assert compared("different") == "different from"
+
+
+def test_said_count_counts_each_outcome_of_a_family_in_words():
+    """A count that swaps 'higher' and 'lower', or hides the undecided ones, changes the sentence."""
+    outcomes = ["higher", "inconclusive", "higher", "lower", "inconclusive", "inconclusive"]
+    assert said_count(outcomes, "CKT", "CE", "domains") == (
+        "CKT is higher than CE on 2 of the 6 domains, lower on 1 and not distinguishable, at this sample size, on 3")
+    assert said_count(["lower", "not enough seeds"], "CKT", "CE", "domains") == (
+        "CKT is higher than CE on 0 of the 2 domains, lower on 1, not distinguishable, at this sample size, on 0 "
+        "and not comparable (fewer than two seeds, or no scored items) on 1")
 
 
 def test_said_default_test_and_metric_spelling():

@@ -145,7 +145,8 @@ def rerun_box(name: str) -> str:
         "to `results-rerun/`, not to the book's `results/`; rows the book already has are reused):", "",
         "```bash", "source .venv/bin/activate", command, "```", "",
         "Change any value below, or pass any config field (see {doc}`../rerun`); a misspelled or "
-        "out-of-range parameter stops at the first cell with one line naming the fix.", "",
+        "out-of-range parameter stops at the first cell with one line naming the fix. "
+        f"`ckt rerun {name} -p name value` does the same and prints only that line.", "",
         *_knob_table(spec.knobs), ":::"])
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, SolutionContradicted
 from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
 from .chapters import CHAPTERS, Knob
 
@@ -247,6 +247,22 @@ def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list 
         ax.bar(np.arange(len(metrics)) + (i - (len(order) - 1) / 2) * width, means, width, yerr=np.nan_to_num(err),
                label=g, color=REGIME_COLOURS.get(g), capsize=2)
     ax.set_xticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
+
+
+def same_rows(a: pd.DataFrame, b: pd.DataFrame, metrics: list[str]) -> bool:
+    """True when two arms ran the same seeds and every metric of every seed agrees to the last digit."""
+    a, b = a.sort_values("seed"), b.sort_values("seed")
+    return list(a["seed"]) == list(b["seed"]) and all(
+        np.array_equal(a[m].to_numpy(dtype=float), b[m].to_numpy(dtype=float), equal_nan=True) for m in metrics)
+
+
+def solution_holds(exercise: str, holds: bool, says: str) -> str:
+    """The build's check of an exercise's solution, which states ``says``: "yes" when this run shows it, else
+    :class:`~ckt.errors.SolutionContradicted` (the chapter, and ``make book``, fail)."""
+    if not holds:
+        raise SolutionContradicted(f"{exercise}: the solution says {says}, and this run shows otherwise: rewrite "
+                                   "the solution, or find the bug")
+    return "yes"
 
 
 def record_findings(name: str, findings: dict[str, Any]) -> None:

@@ -17,7 +17,10 @@ from .chapters import CHAPTERS, ROOT, Chapter, toc_yaml
 
 SETUP_TAG = "remove-cell"
 PARAMETERS_TAG = "parameters"
-PARAMETERS_HEADER = "# Parameters (papermill: -p name value). Any Config field may be passed too, e.g. -p epochs 10."
+# The parameters cell is long (every Config field), so the rendered book folds it; the rerun box shows the knobs.
+PARAMETERS_TAGS = [PARAMETERS_TAG, "hide-input"]
+PARAMETERS_HEADER = "# Parameters (papermill: -p name value). This chapter's own:"
+CONFIG_HEADER = "# Any Config field (`ckt params` explains each; -p epochs 10 ...), at its default:"
 # The first code cell of every notebook. On Colab (which opens a notebook straight from the
 # repository) ckt is not installed, so the cell clones the repository and installs the locked stack
 # (requirements.lock, every file checked against its sha256), then ckt itself without dependencies;
@@ -57,8 +60,21 @@ def setup_cell_source(url: str | None = None) -> str:
 
 
 def parameters_cell_source(ch: Chapter) -> str:
-    """The papermill ``parameters`` cell: every knob at its declared default."""
-    return "\n".join([PARAMETERS_HEADER, *(f"{k} = {json.dumps(v)}" for k, v in ch.defaults().items())])
+    """The papermill ``parameters`` cell: every knob at its declared default, then every Config field
+    (one ``name = default  # help`` line each) that is not a knob.
+
+    Papermill reads the names it may set from this cell alone, one assignment per line, and warns
+    "Passed unknown parameter" for any other: listing the Config fields here keeps ``-p epochs 10``
+    quiet and makes ``papermill --help-notebook`` list them with their help.
+    """
+    from ..config import describe
+
+    def line(name: str, value: str, help: str) -> str:  # noqa: A002
+        return f"{name} = {value}  # {help.replace(' = ', ': ').replace('=', ':')}"  # papermill skips a second '='
+
+    knobs = [line(k, json.dumps(v), ch.knobs[k].help) for k, v in ch.defaults().items()]
+    fields = [line(r["name"], repr(r["default"]), r["help"]) for r in describe() if r["name"] not in ch.knobs]
+    return "\n".join([PARAMETERS_HEADER, *knobs, CONFIG_HEADER, *fields])
 
 
 def read_text_notebook(path: Path):
@@ -89,6 +105,7 @@ def generated_cells(nb, ch: Chapter, url: str | None = None):
     if len(params) != 1:
         raise ValueError(f"{ch.path} needs exactly one cell tagged '{PARAMETERS_TAG}', found {len(params)}")
     params[0].source = parameters_cell_source(ch)
+    params[0].metadata["tags"] = list(PARAMETERS_TAGS)
     return nb
 
 
@@ -117,11 +134,16 @@ def to_myst(nb) -> str:
 SOLUTION = re.compile(r"\n?:::\{admonition\} Solution\n:class: dropdown\n.*?\n:::\n?", re.S)
 
 
+CHECK_TAG = "solution-check"  # the cells where the build runs an exercise to check its solution
+
+
 def student_notebook(nb):
-    """The chapter for a student: every exercise kept, every solution removed (a copy)."""
+    """The chapter for a student: every exercise kept, every solution removed, and the cells that check the
+    solutions (tagged :data:`CHECK_TAG`) left out (a copy)."""
     import copy
 
     nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if CHECK_TAG not in _tags(c)]
     for cell in nb.cells:
         if cell.cell_type == "markdown" and "Solution" in cell.source:
             cell.source = SOLUTION.sub("\n*Your answer:* \n", cell.source)

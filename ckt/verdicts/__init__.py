@@ -32,7 +32,7 @@ from .decide import (
     margins_table,
     stance,
 )
-from .rules import PAPER_NUMBERS, VERDICTS, said
+from .rules import PAPER_NUMBERS, VERDICTS, compared, said, said_count
 from .stats import (
     ALPHA,
     N_BOOT,
@@ -68,7 +68,7 @@ __all__ = [
     "stance",
     "PAPER_NUMBERS",
     "VERDICTS",
-    "said",
+    "compared", "said", "said_count",
     "ALPHA",
     "N_BOOT",
     "POWER",

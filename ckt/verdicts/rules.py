@@ -15,11 +15,37 @@ PAPER_NUMBERS = {"kd_alignment": 86.8, "noise_robustness": 82.5, "overall_safety
 VERDICTS = (*CLAIM_VERDICTS, "not testable")
 
 
+UNDECIDED = "not distinguishable, at this sample size,"  # an inconclusive difference test, in every sentence
+TOO_FEW = "not comparable (fewer than two seeds, or no scored items)"  # "not enough seeds", naming its causes
+
+
+def compared(outcome: str, higher: str = "higher than", lower: str = "lower than") -> str:
+    """The words between two things compared by a difference test: "higher than", "lower than" (or the
+    caller's words for a direction, e.g. "wider than"), "not distinguishable, at this sample size, from" ..."""
+    words = {"higher": higher, "lower": lower, "equivalent": "equivalent (within the declared margin) to",
+             "different": "different from", "inconclusive": f"{UNDECIDED} from", "not enough seeds": f"{TOO_FEW} with"}
+    return words[outcome]
+
+
 def said(outcome: str, a: str, b: str, metric: str, test: str = "beats") -> str:
-    """A comparison's outcome in words: "ckt's accuracy is higher than ce's", "… is equivalent to …",
-    "… is not distinguishable from … at this sample size" (inconclusive), "… needs more seeds"."""
+    """A comparison's outcome in words: "ckt's accuracy is higher than ce's", "… is equivalent to …".
+
+    An inconclusive difference test is "not distinguishable, at this sample size"; an inconclusive
+    equivalence test (``test="equivalent"``) is "not shown to be within the declared margin": it must
+    not read as "kept". "not enough seeds" names its causes (one seed, no scored items, or NaN)."""
     m = metric.replace("_", " ")
-    words = {"higher": "higher than", "lower": "lower than", "equivalent": "equivalent (within the declared "
-             "margin) to", "different": "different from", "inconclusive": "not distinguishable, at this sample "
-             "size, from", "not enough seeds": "not comparable with one seed to"}
-    return f"{a}'s {m} is {words[outcome]} {b}'s"
+    if outcome == "inconclusive" and test == "equivalent":
+        return f"{a}'s {m} is not shown, at this sample size, to be within the declared margin of {b}'s"
+    return f"{a}'s {m} is {compared(outcome)} {b}'s"
+
+
+def said_count(outcomes: list[str], a: str, b: str, things: str) -> str:
+    """Several paired comparisons of one kind, counted by outcome: "CKT is higher than cross-entropy on
+    2 of the 3 unseen domains, lower on 0 and not distinguishable, at this sample size, on 1" (a fourth
+    count, "not comparable", only when some comparison lacked seeds or items)."""
+    count = {o: sum(x == o for x in outcomes) for o in ("higher", "lower", "inconclusive", "not enough seeds")}
+    parts = [f"higher than {b} on {count['higher']} of the {len(outcomes)} {things}", f"lower on {count['lower']}",
+             f"{UNDECIDED} on {count['inconclusive']}"]
+    if count["not enough seeds"]:
+        parts.append(f"{TOO_FEW} on {count['not enough seeds']}")
+    return f"{a} is {', '.join(parts[:-1])} and {parts[-1]}"
