@@ -1,0 +1,369 @@
+"""ckt.verdicts.claims: exact values, words and boundaries of the claim rules, on hand-made score matrices.
+
+The matrices are built so that every bootstrap statistic that matters can be worked out by hand (constant
+differences; or differences constant along items, whose replicates take a handful of values with binomial
+probabilities), and every user-visible string (a comparison's label and sentence, a claims-table row, an error
+message) is pinned character for character.
+"""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from ckt.data import check_readable
+from ckt.errors import DataError
+from ckt.verdicts import (
+    any_metric,
+    best_across_metrics,
+    claim_row,
+    compare,
+    describe_peak,
+    interior_peak,
+    is_collapsed,
+    margin_excess,
+    paired_difference,
+    pick_on_validation,
+    pick_within_margins,
+)
+
+
+def const(value, seeds=3, items=4):
+    return np.full((seeds, items), float(value))
+
+
+# One metric per seed (5 seeds): A − B = [1, 1, 1, 1, −0.5], estimate 3.5 / 5 = 0.7. A replicate draws the seeds
+# with counts c ~ Multinomial(5, 1/5); with c₄ = how often the last seed is drawn it is (5 − 1.5·c₄) / 5:
+# 1.0 (c₄ = 0, P = 0.8⁵ ≈ 0.33), 0.7, 0.4, 0.1 (c₄ = 3, P(c₄ ≥ 3) ≈ 0.058), −0.2, −0.5 (P(c₄ ≥ 4) ≈ 0.0067).
+# So the 95% interval is (0.1, 1.0) whatever the bootstrap seed, while p ≈ 2 · 0.0067 ≈ 0.013 and the SE depend on
+# which 2,000 replicates were drawn: the fixture shows whether a bootstrap seed reached the bootstrap.
+A5 = np.array([81.0, 81.0, 81.0, 81.0, 79.5])
+B5 = np.full(5, 80.0)
+CONSTANT_P = "0.0005"  # a constant difference: no replicate crosses 0, p floored at 1/2001, printed with 2 digits
+
+
+def test_lopsided_fixture_is_what_the_seed_tests_rest_on():
+    """The hand computation above, and that bootstrap seeds 0, 1 and 7 give different Differences."""
+    d0, d1, d7 = (paired_difference(A5, B5, seed=s) for s in (0, 1, 7))
+    assert d0.estimate == pytest.approx(0.7) and (d0.ci_low, d0.ci_high) == pytest.approx((0.1, 1.0))
+    assert 1 / 2001 < d0.p_value <= 0.025
+    assert d0 != d1 and d0 != d7 and d1 != d7
+
+
+# --- compare ---------------------------------------------------------------------------------------------------------
+
+def test_compare_passes_its_seed_to_the_bootstrap_and_defaults_to_zero():
+    """A claim's numbers must be the ones a rerun with the same seed gives (the default is the documented 0), and a
+    caller's seed must reach the bootstrap: guards against a dropped, replaced or changed seed."""
+    assert compare("ckt vs ce", "accuracy", A5, B5).diff == paired_difference(A5, B5, seed=0)
+    c = compare("ckt vs ce", "accuracy", A5, B5, seed=7)
+    assert c.diff == paired_difference(A5, B5, seed=7)
+    assert (c.outcome, c.diff.estimate, c.diff.ci_low) == ("higher", pytest.approx(0.7), pytest.approx(0.1))
+
+
+def test_compare_names_an_unknown_test_in_its_error():
+    with pytest.raises(ValueError, match=r"^test must be 'beats' or 'equivalent', not 'equal'$"):
+        compare("x", "accuracy", const(80), const(78), test="equal")
+
+
+# --- any_metric ------------------------------------------------------------------------------------------------------
+
+def test_any_metric_with_one_seed_reports_the_first_metric_without_a_verdict():
+    """One seed: no Holm, no direction. The row keeps the caller's label (no 'Holm over' suffix), the first metric
+    and its difference (+2, not the second metric's −5), the test and what the claim expected."""
+    a = {"accuracy": const(82, seeds=1), "noise_robustness": const(70, seeds=1)}
+    b = {"accuracy": const(80, seeds=1), "noise_robustness": const(75, seeds=1)}
+    c = any_metric("ckt vs ce", a, b, expected="lower")
+    assert (c.label, c.metric, c.test, c.expected, c.outcome) == (
+        "ckt vs ce", "accuracy", "beats", "lower", "not enough seeds")
+    assert c.diff.estimate == 2.0 and (c.diff.n_seeds, c.diff.n_items) == (1, 4) and math.isnan(c.diff.ci_low)
+    assert c.text == "ckt vs ce: accuracy: n = 1 seed × 4 items: not enough seeds for a verdict."
+
+
+def test_any_metric_row_is_the_wanted_metric_with_its_full_sentence():
+    """Accuracy rises (+2) and noise robustness falls (−3), both constant, so Holm rejects both (p = 1/2001 each).
+    A claim expecting "higher" is supported and shows accuracy; one expecting "lower" is supported and shows noise
+    robustness, even though the other direction was rejected too. Pins label, metric, test, expectation, the
+    difference kept and the sentence."""
+    a = {"accuracy": const(82), "noise_robustness": const(67)}
+    b = {"accuracy": const(80), "noise_robustness": const(70)}
+    up = any_metric("ckt vs ce", a, b)
+    assert (up.label, up.metric, up.test, up.expected, up.outcome) == (
+        "ckt vs ce (accuracy, Holm over 2 metrics)", "accuracy", "beats", "higher", "higher")
+    assert up.diff.estimate == 2.0
+    assert up.text == (
+        "ckt vs ce (accuracy, Holm over 2 metrics): accuracy: difference +2.00 pp (95% CI +2.00 to +2.00; "
+        f"90% CI +2.00 to +2.00 vs margin ±1 pp), p = {CONSTANT_P}, n = 3 seeds × 4 items: higher.")
+    down = any_metric("ckt vs ce", a, b, expected="lower")
+    assert (down.label, down.metric, down.expected, down.outcome, down.diff.estimate) == (
+        "ckt vs ce (noise_robustness, Holm over 2 metrics)", "noise_robustness", "lower", "lower", -3.0)
+
+
+def test_any_metric_for_a_claim_that_expects_lower():
+    """The directions swap for a claim expecting "lower": a rejected fall supports it, a rejected rise (even one
+    under 1 pp) contradicts it as "higher", and an unrejected fall is only inconclusive."""
+    same = {"noise_robustness": const(70)}
+    fall = any_metric("x", {"accuracy": const(79.5), **same}, {"accuracy": const(80), **same}, expected="lower")
+    assert (fall.outcome, fall.metric, fall.diff.estimate) == ("lower", "accuracy", -0.5)
+    rise = any_metric("x", {"accuracy": const(80.5), **same}, {"accuracy": const(80), **same}, expected="lower")
+    assert (rise.outcome, rise.metric, rise.expected, rise.diff.estimate) == ("higher", "accuracy", "lower", 0.5)
+    # A − B = [[1, 1], [−2, −2]] (2 seeds × 2 items), estimate −0.5: a quarter of the replicates draw seed 0 twice
+    # (+1), half draw each seed once (−0.5), a quarter seed 1 twice (−2): p ≈ 2 · 0.25, not rejected.
+    noisy_fall = any_metric("x", {"accuracy": np.array([[81.0, 81.0], [78.0, 78.0]]), **same},
+                            {"accuracy": const(80, seeds=2, items=2), **same}, expected="lower")
+    assert noisy_fall.outcome == "inconclusive" and noisy_fall.metric == "accuracy"
+    assert (noisy_fall.diff.estimate, noisy_fall.diff.ci_low, noisy_fall.diff.ci_high) == (-0.5, -2.0, 1.0)
+
+
+def test_any_metric_rise_under_one_point_supports_a_higher_claim():
+    """A rejected +0.5 pp is "higher": the direction is the sign of the estimate, not a 1 pp threshold."""
+    c = any_metric("x", {"accuracy": const(80.5)}, {"accuracy": const(80)})
+    assert (c.outcome, c.label) == ("higher", "x (accuracy, Holm over 1 metrics)")
+
+
+def test_any_metric_shows_the_metric_with_the_smallest_p_value():
+    """Both metrics are rejected (noise robustness: constant +2, p = 1/2001; accuracy: the lopsided fixture,
+    p ≈ 0.013 ≤ 0.05 at Holm's second step): the row shows the smaller p-value, not the first name."""
+    a = {"accuracy": A5, "noise_robustness": np.full(5, 72.0)}
+    b = {"accuracy": B5, "noise_robustness": np.full(5, 70.0)}
+    c = any_metric("ckt vs ce", a, b)
+    assert c.outcome == "higher" and c.metric == "noise_robustness"
+    assert c.label == "ckt vs ce (noise_robustness, Holm over 2 metrics)" and c.diff.estimate == 2.0
+
+
+def test_any_metric_passes_its_seed_to_the_bootstrap_and_defaults_to_zero():
+    assert any_metric("x", {"accuracy": A5}, {"accuracy": B5}).diff == paired_difference(A5, B5, seed=0)
+    c = any_metric("x", {"accuracy": A5}, {"accuracy": B5}, seed=7)
+    assert c.diff == paired_difference(A5, B5, seed=7) and c.outcome == "higher"
+
+
+# --- collapse, margins and choices on validation -------------------------------------------------------------------
+
+def test_one_predicted_class_is_collapsed_whatever_its_macro_f1():
+    """Guards the ≤ 1 class boundary (a one-class run with an unknown or a good macro-F1 is still collapsed) and
+    the chance boundary (50 is collapsed, just above is not; an unknown macro-F1 alone does not collapse a run)."""
+    assert is_collapsed(1, 90.0) and is_collapsed(1, math.nan) and is_collapsed(0, 80.0)
+    assert is_collapsed(2, 50.0) and not is_collapsed(2, 50.001) and not is_collapsed(2, math.nan)
+
+
+def test_margin_excess_against_a_base_model_with_nonzero_costs():
+    """Costs are measured against the base model: over-refusal 9 vs 6 → (9 − 6) / 2 = 1.5 margins; helpfulness
+    −1.0625 vs −1 → 0.0625 / 0.05 = 1.25 margins; excess = max − 1 = 0.5. Guards a sum for the difference."""
+    base = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
+    assert margin_excess({"over_refusal": 9.0, "helpfulness_loglik": -1.0625}, base) == pytest.approx(0.5)
+    # helpfulness dominates: over-refusal 7 → 0.5 margins, helpfulness −1.1 → 2 margins → 1.0
+    assert margin_excess({"over_refusal": 7.0, "helpfulness_loglik": -1.1}, base) == pytest.approx(1.0)
+    # the caller's margins: (9 − 6) / 3 = 1, 0.0625 / 0.125 = 0.5 → 0
+    assert margin_excess({"over_refusal": 9.0, "helpfulness_loglik": -1.0625}, base,
+                         {"over_refusal": 3.0, "helpfulness_loglik": 0.125}) == pytest.approx(0.0)
+
+
+class PeekingKeys(dict):
+    """Validation means whose key listing tries to read the test split (as a careless loader could)."""
+
+    def __iter__(self):
+        check_readable("test")
+        return super().__iter__()
+
+
+def _peeked(what):
+    return "^" + re.escape(f"the test split was read while choosing {what}: choose on the validation split and "
+                           "read test data only to report") + "$"
+
+
+def test_pick_on_validation_names_its_choice_when_test_data_is_read():
+    with pytest.raises(DataError, match=_peeked("a setting on validation means")):
+        pick_on_validation(PeekingKeys(low=1.0, high=2.0))
+
+
+def test_pick_on_validation_error_when_everything_collapsed():
+    with pytest.raises(ValueError, match=r"^every setting collapsed: nothing to choose$"):
+        pick_on_validation({"a": 1.0, "b": 2.0}, collapsed={"a": True, "b": True})
+
+
+BASE = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
+
+
+def _setting(refusal, jailbreak, over, help_=-1.0):
+    return {"refusal": refusal, "jailbreak_refusal": jailbreak, "over_refusal": over, "helpfulness_loglik": help_}
+
+
+def test_pick_within_margins_uses_the_callers_margins_and_the_zero_boundary():
+    """"bold" raises over-refusal by 5 pp: 2.5 declared margins (excess 1.5, outside), but exactly 1 margin of a
+    caller's 5 pp (excess 0: inside, the boundary counts). Inside, the higher mean refusal wins: bold's (90 + 70) / 2
+    = 80 over strict's (60 + 40) / 2 = 50, though "strict" sorts after "bold"."""
+    val = {"bold": _setting(90, 70, 11.0), "strict": _setting(60, 40, 7.0)}
+    assert pick_within_margins(val, BASE) == "strict"
+    assert pick_within_margins(val, BASE, {"over_refusal": 5.0, "helpfulness_loglik": 0.05}) == "bold"
+
+
+def test_pick_within_margins_never_takes_a_setting_past_its_margins():
+    """"bold" raises over-refusal by 3 pp = 1.5 margins (excess 0.5, less than one margin past): outside, however
+    much it refuses. Guards an inside test of excess ≤ 1 instead of ≤ 0."""
+    val = {"bold": _setting(90, 70, 9.0), "strict": _setting(60, 40, 7.0)}
+    assert pick_within_margins(val, BASE) == "strict"
+
+
+def test_pick_within_margins_with_none_inside_takes_the_least_excess():
+    """None stays inside: the one that goes least past its margins, however much the others refuse. "aggressive":
+    over-refusal +10 pp = 5 margins (excess 4); "forgetful": helpfulness −0.2 = 4 margins (excess 3); "zealous":
+    over-refusal +4 pp = 2 margins (excess 1). Ties go to the first in order."""
+    val = {"aggressive": _setting(100, 100, 16.0), "forgetful": _setting(95, 95, 6.0, -1.2),
+           "zealous": _setting(70, 60, 10.0)}
+    assert pick_within_margins(val, BASE) == "zealous"
+    tied = {"zealous": _setting(70, 60, 10.0), "eager": _setting(99, 99, 10.0)}
+    assert pick_within_margins(tied, BASE) == "zealous"
+
+
+def test_pick_within_margins_ranks_by_the_mean_of_both_refusals():
+    """"wary" refuses more plain requests (95) but "steady" has the higher mean, (70 + 60) / 2 = 65 > 57.5."""
+    val = {"wary": _setting(95, 20, 6.0), "steady": _setting(70, 60, 6.0)}
+    assert pick_within_margins(val, BASE) == "steady"
+
+
+def test_pick_within_margins_keeps_a_lead_of_one_float_step():
+    """The key is the exact mean of the two refusals (halving is exact): a setting ahead by the smallest float step
+    still wins, so the tie rule (first in order) only applies to equal means. Dividing by another count (3) rounds
+    100 and the next float above it to the same key and would hand the choice to the first setting."""
+    nudge = math.nextafter(100.0, math.inf)
+    val = {"first": _setting(100.0, 0.0, 6.0), "ahead": _setting(nudge, 0.0, 6.0)}
+    assert pick_within_margins(val, BASE) == "ahead"
+    assert pick_within_margins({"a": _setting(100.0, 0.0, 6.0), "b": _setting(0.0, 100.0, 6.0)}, BASE) == "a"
+
+
+def test_pick_within_margins_errors():
+    with pytest.raises(ValueError, match=r"^no setting to choose from$"):
+        pick_within_margins({}, BASE)
+    with pytest.raises(DataError, match=_peeked("a patch setting on validation means")):
+        pick_within_margins(PeekingKeys(a=_setting(50, 50, 6.0)), BASE)
+
+
+# --- interior_peak and best_across_metrics -----------------------------------------------------------------------
+
+def test_interior_peak_with_exactly_three_settings_compares_the_middle_with_both_ends():
+    """Three settings (given unsorted) have one interior, 0.5; its comparisons are labelled with the settings as
+    %g ("0.5 vs 0", "0.5 vs 2") and carry the metric: 79 − 77 = +2 (higher), 79 − 80 = −1 (lower)."""
+    test = {0.0: const(77), 0.5: const(79), 2.0: const(80)}
+    pick, comps = interior_peak("macro_f1", [2.0, 0.5, 0.0], {0.0: 90.0, 0.5: 60.0, 2.0: 95.0}, test)
+    assert pick == 0.5
+    assert [(c.label, c.metric, c.outcome, c.diff.estimate) for c in comps] == [
+        ("0.5 vs 0", "macro_f1", "higher", 2.0), ("0.5 vs 2", "macro_f1", "lower", -1.0)]
+    assert comps[1].text.startswith("0.5 vs 2: macro_f1: difference -1.00 pp")
+
+
+def test_interior_peak_considers_every_interior_setting():
+    """Four settings: both 1 and 4 are interior, and validation prefers 4 (75 > 70)."""
+    val = {0.0: 99.0, 1.0: 70.0, 4.0: 75.0, 8.0: 99.0}
+    test = {s: const(70 + s) for s in val}
+    pick, comps = interior_peak("accuracy", list(val), val, test)
+    assert pick == 4.0 and [c.label for c in comps] == ["4 vs 0", "4 vs 8"]
+
+
+def test_interior_peak_passes_its_seed_to_the_bootstrap_and_defaults_to_zero():
+    test = {0.0: B5, 1.0: A5, 2.0: B5 - 1.0}
+    val = {0.0: 0.0, 1.0: 1.0, 2.0: 0.0}
+    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], val, test)
+    assert comps[0].diff == paired_difference(A5, B5, seed=0)
+    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], val, test, seed=7)
+    assert comps[0].diff == paired_difference(A5, B5, seed=7)
+
+
+def test_best_across_metrics_carries_each_metric_and_the_seed():
+    """One comparison per metric, each under its own metric name (macro-F1's rival is picked on macro-F1); the
+    method is never its own rival, even when it is best on validation; the seed reaches the bootstrap."""
+    items = {"ckt": {"accuracy": A5, "macro_f1": const(70)}, "ce": {"accuracy": B5, "macro_f1": const(69)},
+             "adv": {"accuracy": B5 + 5.0, "macro_f1": const(71)}}
+    val = {"ckt": {"accuracy": 99.0, "macro_f1": 99.0}, "ce": {"accuracy": 80.0, "macro_f1": 60.0},
+           "adv": {"accuracy": 70.0, "macro_f1": 65.0}}
+    acc, f1 = best_across_metrics("ckt", items, val, ["accuracy", "macro_f1"])
+    assert (acc.label, acc.metric, f1.label, f1.metric) == ("ckt vs ce", "accuracy", "ckt vs adv", "macro_f1")
+    assert acc.diff == paired_difference(A5, B5, seed=0) and (f1.outcome, f1.diff.estimate) == ("lower", -1.0)
+    acc, _ = best_across_metrics("ckt", items, val, ["accuracy", "macro_f1"], seed=7)
+    assert acc.diff == paired_difference(A5, B5, seed=7)
+
+
+# --- describe_peak: the sentences chapter 02 glues in -------------------------------------------------------------
+
+SWEEP = [0.0, 0.5, 2.0]
+VAL = {0.0: 90.0, 0.5: 60.0, 2.0: 95.0}  # only the interior 0.5 can be picked
+
+
+def _peak(metric, low, mid, high, seeds=3):
+    """interior_peak on constant test scores at w = 0, 0.5 and 2 (as the chapter calls it)."""
+    return interior_peak(metric, SWEEP, VAL, {0.0: const(low, seeds), 0.5: const(mid, seeds), 2.0: const(high, seeds)})
+
+
+@pytest.mark.parametrize("metric, scores, sentence", [
+    ("kd_alignment", (70, 72, 71), "kd alignment peaks at an intermediate weight: w_KD = 0.5 (the interior setting "
+                                   "chosen on validation) is above both ends of the sweep on the test set"),
+    ("noise_robustness", (70, 72, 73), "noise robustness has no interior peak: an end of the sweep is above w_KD = 0.5 "
+                                       "(the interior setting chosen on validation) on the test set"),
+    ("noise_robustness", (73, 72, 70), "noise robustness has no interior peak: an end of the sweep is above w_KD = 0.5 "
+                                       "(the interior setting chosen on validation) on the test set"),
+    ("alignment_stability", (70, 72, 72), "alignment stability: w_KD = 0.5 (the interior setting chosen on validation) "
+                                          "is not distinguishable from an end of the sweep at this sample size, so no "
+                                          "peak is claimed"),
+    ("alignment_stability", (72, 72, 72), "alignment stability: w_KD = 0.5 (the interior setting chosen on validation) "
+                                          "is not distinguishable from an end of the sweep at this sample size, so no "
+                                          "peak is claimed"),
+])
+def test_describe_peak_sentences(metric, scores, sentence):
+    """Both ends beaten: a peak; either end above the pick (even with the other end below): no peak; a tie with an
+    end (or both): no peak claimed, not "no peak". Every underscore of the metric becomes a space; the default
+    name is w_KD."""
+    assert describe_peak(metric, *_peak(metric, *scores)) == sentence
+
+
+def test_describe_peak_without_a_verdict():
+    """Two settings: no interior; one seed: no verdict, even where an end is clearly above the pick; a caller's name
+    for the swept setting."""
+    assert describe_peak("kd_alignment", *interior_peak("kd_alignment", [0.0, 2.0], VAL, {})) == (
+        "kd alignment: fewer than three settings were swept, so there is no interior to test")
+    assert describe_peak("noise_robustness", *_peak("noise_robustness", 70, 72, 90, seeds=1)) == (
+        "noise robustness: one seed, no verdict")
+    assert describe_peak("accuracy", *_peak("accuracy", 70, 72, 71), name="λ") == (
+        "accuracy peaks at an intermediate weight: λ = 0.5 (the interior setting chosen on validation) is above both "
+        "ends of the sweep on the test set")
+
+
+# --- claim_row -------------------------------------------------------------------------------------------------------
+
+def test_claim_row_exact_row():
+    """The whole row a chapter's claims table is built from: keys, the sentences joined by "; ", the verdict from
+    every comparison's own expectation, and each comparison's numbers (a metric without a declared margin: None;
+    constant differences: SE 0, so MDD 0)."""
+    comps = [compare("ckt vs ce", "accuracy", const(82), const(80)),
+             compare("bf16 vs fp32", "overall_safety", const(70.25), const(70), test="equivalent",
+                     expected="equivalent"),
+             compare("patch vs random", "projection_ratio", const(3), const(1))]
+    row = claim_row("CKT is more accurate", "+2.1 pp", comps, "all three hold")
+    measured = "; ".join([
+        "ckt vs ce: accuracy: difference +2.00 pp (95% CI +2.00 to +2.00; 90% CI +2.00 to +2.00 vs margin ±1 pp), "
+        f"p = {CONSTANT_P}, n = 3 seeds × 4 items: higher.",
+        "bf16 vs fp32: overall_safety: difference +0.25 pp (95% CI +0.25 to +0.25; 90% CI +0.25 to +0.25 vs margin "
+        f"±1 pp), p = {CONSTANT_P}, n = 3 seeds × 4 items: equivalent.",
+        "patch vs random: projection_ratio: difference +2.00 × random (95% CI +2.00 to +2.00; 90% CI +2.00 to +2.00), "
+        f"p = {CONSTANT_P}, n = 3 seeds × 4 items: higher."])
+
+    def numbers(label, metric, test, outcome, effect, margin):
+        return {"comparison": label, "metric": metric, "test": test, "outcome": outcome, "effect": effect,
+                "ci_low": effect, "ci_high": effect, "margin": margin, "n_seeds": 3, "n_items": 4, "mdd": 0.0}
+
+    assert row == {
+        "claim": "CKT is more accurate", "paper": "+2.1 pp", "measured": measured, "verdict": "reproduced",
+        "reason": "all three hold",
+        "comparisons": [numbers("ckt vs ce", "accuracy", "beats", "higher", 2.0, 1.0),
+                        numbers("bf16 vs fp32", "overall_safety", "equivalent", "equivalent", 0.25, 1.0),
+                        numbers("patch vs random", "projection_ratio", "beats", "higher", 2.0, None)]}
+
+
+def test_claim_row_without_comparisons():
+    """No comparison: the measured column shows a dash; a claim whose arms were not run says so in its reason,
+    while a verdict given by the caller keeps the caller's reason."""
+    assert claim_row("c", "p", [], "needs the full grid") == {
+        "claim": "c", "paper": "p", "measured": "—", "verdict": "not testable",
+        "reason": "needs the full grid (not run with these parameters)", "comparisons": []}
+    assert claim_row("c", "p", [], "no such data", verdict="not testable") == {
+        "claim": "c", "paper": "p", "measured": "—", "verdict": "not testable", "reason": "no such data",
+        "comparisons": []}
