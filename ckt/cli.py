@@ -165,7 +165,7 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _papermill_value(text: str):
+def papermill_value(text: str):
     """What papermill's ``-p`` makes of a value: True/False/None, an int, a float, else the string."""
     literals = {"True": True, "False": False, "None": None}
     if text in literals:
@@ -201,7 +201,7 @@ def cmd_rerun(args) -> int:
         raise ConfigError(f"{source} not found: ckt rerun runs in a clone of the repository (git clone, make install)")
     out = Path(args.output) if args.output else default_results_dir() / f"{args.chapter}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    params = {name: _papermill_value(value) for name, value in args.parameter}
+    params = {name: papermill_value(value) for name, value in args.parameter}
     parameters(dict(params), args.chapter)  # the notebook's own check, before a kernel starts
     try:
         pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT))

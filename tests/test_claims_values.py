@@ -367,3 +367,46 @@ def test_claim_row_without_comparisons():
     assert claim_row("c", "p", [], "no such data", verdict="not testable") == {
         "claim": "c", "paper": "p", "measured": "—", "verdict": "not testable", "reason": "no such data",
         "comparisons": []}
+
+
+# --- peak_outcome / peak_claim_verdict: a peak is one finding per metric ---------------------------------------------
+
+def _ends(*outcomes):
+    from verdict_helpers import made
+
+    from ckt.verdicts import Comparison
+
+    return [Comparison(f"2 vs {e}", "accuracy", "beats", "higher", made(), o) for e, o in zip((0, 8), outcomes)]
+
+
+@pytest.mark.parametrize("outcomes, finding", [
+    (("higher", "higher"), "higher"),
+    (("higher", "inconclusive"), "inconclusive"),  # one end beaten is no peak
+    (("inconclusive", "higher"), "inconclusive"),
+    (("higher", "lower"), "lower"),
+    (("lower", "inconclusive"), "lower"),
+    (("inconclusive", "inconclusive"), "inconclusive"),
+    (("higher", "not enough seeds"), "not enough seeds"),
+    (("lower", "not enough seeds"), "not enough seeds"),
+    ((), "inconclusive"),
+])
+def test_peak_outcome_needs_both_ends_beaten(outcomes, finding):
+    from ckt.verdicts import peak_outcome
+
+    assert peak_outcome(_ends(*outcomes)) == finding
+
+
+def test_a_peak_claim_counts_metrics_not_comparisons():
+    """Chapter 02's default run: one metric beats one end only, the others beat neither. Counted per comparison
+    that is one supporting comparison out of six ("partly reproduced"); counted per metric no metric peaks."""
+    from ckt.verdicts import peak_claim_verdict
+
+    peaks = {"kd_alignment": _ends("inconclusive", "inconclusive"),
+             "noise_robustness": _ends("inconclusive", "inconclusive"),
+             "alignment_stability": _ends("inconclusive", "higher")}
+    assert peak_claim_verdict(peaks) == "inconclusive"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("higher", "higher")}) == "partly reproduced"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("lower", "higher")}) == "not reproduced"
+    assert peak_claim_verdict({m: _ends("higher", "higher") for m in peaks}) == "reproduced"
+    assert peak_claim_verdict({"a": _ends("higher", "higher"), "b": []}) == "reproduced"  # b had no interior
+    assert peak_claim_verdict({"a": [], "b": []}) is None

@@ -86,9 +86,9 @@ def test_rerun_turns_a_ckt_error_inside_the_notebook_into_its_one_line(tmp_path)
     assert not out.exists()
 
 
-def test_papermill_values_are_read_as_papermill_reads_them():
-    from ckt.cli import _papermill_value
+def testpapermill_values_are_read_as_papermill_reads_them():
+    from ckt.cli import papermill_value
 
-    assert [_papermill_value(v) for v in ("True", "False", "None", "3", "-2", "0.5", "2e-5", "[0, 1]", "pgd")] == \
+    assert [papermill_value(v) for v in ("True", "False", "None", "3", "-2", "0.5", "2e-5", "[0, 1]", "pgd")] == \
         [True, False, None, 3, -2, 0.5, 2e-5, "[0, 1]", "pgd"]
-    assert type(_papermill_value("3")) is int and type(_papermill_value("3.0")) is float
+    assert type(papermill_value("3")) is int and type(papermill_value("3.0")) is float

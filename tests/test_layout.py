@@ -22,7 +22,7 @@ ALLOWED = {
     "safety_patch": {"errors", "paths", "config", "data", "core", "sot"},
     "verdicts": {"errors", "data", "core"},
     "book": {"errors", "paths", "config", "data", "core", "sot", "experiments", "safety_patch", "verdicts"},
-    "cli": {"errors", "paths", "config", "data", "core", "sot", "experiments"},
+    "cli": {"errors", "paths", "config", "data", "core", "sot", "experiments", "book"},  # book: `ckt rerun`
 }
 
 

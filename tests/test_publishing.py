@@ -126,8 +126,11 @@ def check_command(argv: list[str]) -> str:
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_chapter_ends_with_exercises_and_hidden_solutions(name):
     cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
-    last = "".join(cells[-1]["source"])
-    assert cells[-1]["cell_type"] == "markdown" and last.startswith("## Exercises")
+    at = max(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "".join(c["source"]).startswith(
+        "## Exercises"))
+    last = "".join(cells[at]["source"])
+    # after the exercises, only the cells where the build checks their solutions (dropped for students)
+    assert all("solution-check" in c.get("metadata", {}).get("tags", []) for c in cells[at + 1:])
     exercises = re.findall(r"^\*\*(\d)\. ", last, re.MULTILINE)
     assert 2 <= len(exercises) <= 3 and exercises == [str(i + 1) for i in range(len(exercises))]
     assert last.count(":::{admonition} Solution\n:class: dropdown") == len(exercises)

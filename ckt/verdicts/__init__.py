@@ -17,6 +17,8 @@ from .claims import (
     interior_peak,
     is_collapsed,
     margin_excess,
+    peak_claim_verdict,
+    peak_outcome,
     pick_on_validation,
     pick_within_margins,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "compare",
     "describe_peak",
     "interior_peak",
+    "peak_claim_verdict", "peak_outcome",
     "is_collapsed",
     "margin_excess", "pick_on_validation", "pick_within_margins",
     "CLAIM_VERDICTS",

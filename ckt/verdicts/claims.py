@@ -164,17 +164,37 @@ def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], 
     return out
 
 
+def peak_outcome(ends: Sequence[Comparison]) -> str:
+    """One metric's :func:`interior_peak` as one finding: "higher" (a peak) only when the interior setting beats
+    both ends, "lower" when an end beats it, "not enough seeds" when a comparison lacks them, else
+    "inconclusive"."""
+    outcomes = [c.outcome for c in ends]
+    if "not enough seeds" in outcomes:
+        return "not enough seeds"
+    if outcomes and all(o == "higher" for o in outcomes):
+        return "higher"
+    return "lower" if "lower" in outcomes else "inconclusive"
+
+
+def peak_claim_verdict(peaks: Mapping[str, Sequence[Comparison]]) -> str | None:
+    """The verdict of "the metrics peak at a moderate setting": one finding per metric (:func:`peak_outcome`),
+    so a metric that beats one end of the sweep but not the other counts as no peak, not as partial support.
+    None when no metric had an interior to test (:func:`claim_row` then says "not testable")."""
+    findings = [peak_outcome(ends) for ends in peaks.values() if ends]
+    return claim_verdict(findings) if findings else None
+
+
 def describe_peak(metric: str, pick, comparisons: Sequence[Comparison], name: str = "w_KD") -> str:
     """The :func:`interior_peak` result in words (what the chapter's prose says about a sweep)."""
     m = metric.replace("_", " ")
-    outcomes = [c.outcome for c in comparisons]
     if pick is None:
         return f"{m}: fewer than three settings were swept, so there is no interior to test"
-    if "not enough seeds" in outcomes:
+    outcome = peak_outcome(comparisons)
+    if outcome == "not enough seeds":
         return f"{m}: one seed, no verdict"
     where = f"{name} = {pick:g} (the interior setting chosen on validation)"
-    if all(o == "higher" for o in outcomes):
+    if outcome == "higher":
         return f"{m} peaks at an intermediate weight: {where} is above both ends of the sweep on the test set"
-    if "lower" in outcomes:
+    if outcome == "lower":
         return f"{m} has no interior peak: an end of the sweep is above {where} on the test set"
     return f"{m}: {where} is not distinguishable from an end of the sweep at this sample size, so no peak is claimed"
