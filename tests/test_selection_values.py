@@ -148,3 +148,26 @@ def test_the_selector_time_is_the_clocks_difference(scored_world, monkeypatch):
     ticks = iter([100.0, 103.25])
     monkeypatch.setattr(selection, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     assert score_mixture(w.prep, w.cfg, seed=3).seconds == 3.25
+
+
+# ------------------------------------------------------------------ harmful_positive_rate
+
+
+def test_harmful_positive_rate_is_the_percentage_of_held_out_prompts_called_positive(monkeypatch):
+    # the poison's success: 3 of the 8 held-out harmful prompts are called positive -> 37.5 %
+    heldout = [f"harmful heldout {i}" for i in range(8)]
+    monkeypatch.setattr(selection, "harmful_pools", lambda: {"mix": ["m"], "reference": ["r"], "heldout": heldout})
+    positive = {1, 4, 6}  # not row 0 or 1 alone, so a wrong axis or a flat argmax gives another share
+    seen = {}
+
+    def pooled(texts):
+        seen["texts"] = texts
+        return torch.tensor([[0.0, 2.0] if i in positive else [1.5, -1.0] for i in range(len(texts))],
+                            dtype=torch.bfloat16)
+
+    def head(z):
+        seen["dtype"] = z.dtype
+        return z * torch.tensor([1.0, 1.0])
+
+    assert selection.harmful_positive_rate(SimpleNamespace(pooled=pooled, head=head)) == 37.5
+    assert seen == {"texts": heldout, "dtype": torch.float32}  # the held-out prompts, measured in float32

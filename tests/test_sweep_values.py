@@ -66,6 +66,15 @@ def test_items_are_stored_as_float32_and_read_back_as_float64(tmp_path):
     assert back["f1"].tolist() == [1.0, 0.0, 2.0]
 
 
+def test_missing_items_name_the_run_its_file_and_the_row_to_delete(tmp_path):
+    # a verdict cannot be made without them: the reader is told which row of which table to drop
+    table = tmp_path / "04_sot.csv"
+    with pytest.raises(DataError) as err:
+        sweep.load_items(table, "r9")
+    assert str(err.value) == (f"per-item scores of run r9 are missing ({tmp_path / 'items' / 'r9.npz'}): "
+                              "delete its row from 04_sot.csv and rerun the chapter")
+
+
 # ------------------------------------------------------------------ the table
 
 
