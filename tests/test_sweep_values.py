@@ -297,3 +297,18 @@ def test_the_progress_bar_is_on_by_default_labelled_sweep_and_off_on_request(wor
     sweep.run_sweep([({}, cfg.replace(w_kd=1.0))], world.root / "b.csv")
     err = capsys.readouterr().err
     assert err.startswith("\rsweep: ") and "2/2" in err
+
+
+def test_run_ids_made_of_digits_are_read_back_as_text(world, monkeypatch):
+    # about one run id in 1,800 is all decimal digits: pandas read a table of such ids as integers, so the run
+    # was never found again (trained on every rerun, appended once more each time) and lost its leading zero
+    monkeypatch.setattr(sweep, "run_id", lambda cfg, seed: f"0123456789{seed:06d}")
+    table, cfg = world.root / "res" / "t.csv", Config(w_kd=0.5, seeds=[0])
+    for _ in range(2):
+        rows = sweep.run_sweep([({}, cfg)], table, progress=False)
+    assert seeds_trained(world) == [(0.5, 0)] and rows["run_id"].tolist() == ["0123456789000000"]
+    assert table.read_text() == "run_id,regime,seed,accuracy\n0123456789000000,ckt,0,55.0\n"
+    assert sweep.read_table(table)["run_id"].tolist() == ["0123456789000000"]
+    # and a sibling table of such ids is reused
+    found = sweep._rows_in_sibling_tables(table.with_name("u.csv"), {"0123456789000000"})
+    assert found["0123456789000000"]["run_id"] == "0123456789000000"
