@@ -216,10 +216,10 @@ def test_mutation_is_pinned_configured_and_not_part_of_make_test():
     pins = (ROOT / "requirements-mutation.txt").read_text()
     assert re.search(r"^mutmut==\d+\.\d+\.\d+ --hash=sha256:[0-9a-f]{64}$", pins, re.MULTILINE)  # exact, hashed
     conf = project["tool"]["mutmut"]
-    assert set(conf["only_mutate"]) == {  # the core formulas, the cache, the verdict and claim rules
+    assert set(conf["only_mutate"]) == {  # formulas, cache, verdict and claim rules, results table, SOT selection
         "ckt/core/losses.py", "ckt/core/perturb.py", "ckt/core/metrics.py", "ckt/core/evaluate.py",
         "ckt/sot/weights.py", "ckt/data/cache.py", "ckt/verdicts/stats.py", "ckt/verdicts/decide.py",
-        "ckt/verdicts/rules.py", "ckt/verdicts/claims.py"}
+        "ckt/verdicts/rules.py", "ckt/verdicts/claims.py", "ckt/experiments/sweep.py", "ckt/sot/selection.py"}
     for test_file in conf["pytest_add_cli_args_test_selection"]:
         assert (ROOT / test_file).is_file(), test_file
     makefile = (ROOT / "Makefile").read_text()

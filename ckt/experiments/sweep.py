@@ -79,7 +79,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={"run_id": str})  # an id of digits only is still a text
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         why = str(err).splitlines()[0]
         raise DataError(f"results table {path} is unreadable ({why}): delete it and rerun") from None
@@ -118,7 +118,7 @@ def _rows_in_sibling_tables(table: Path, wanted: set[str]) -> dict[str, dict]:
         if other.resolve() == table.resolve():
             continue
         try:
-            df = pd.read_csv(other)
+            df = pd.read_csv(other, dtype={"run_id": str})
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             continue  # an unreadable neighbour is simply not reused
         if "run_id" in df:
