@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from selection_helpers import feature_of, patch_harmful_pools
 
 from ckt.data import balanced_subset, split_user_table
 
@@ -84,20 +85,11 @@ def counts_by_label(df: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------ selected_training_set
 
 
-def feature_of(text: str) -> torch.Tensor:
-    """A deterministic 3-d feature per text (stands in for the frozen backbone)."""
-    g = torch.Generator().manual_seed(sum(map(ord, text)) * 31 + len(text))
-    return torch.randn(3, generator=g)
-
-
 @pytest.fixture
 def stub_world(monkeypatch):
-    from ckt.sot import contamination, selection
+    from ckt.sot import selection
 
-    pools = {"mix": [f"harmful mix {i}" for i in range(12)], "reference": [f"harmful ref {i}" for i in range(6)],
-             "heldout": [f"harmful heldout {i}" for i in range(4)]}
-    monkeypatch.setattr(selection, "harmful_pools", lambda: pools)
-    monkeypatch.setattr(contamination, "harmful_pools", lambda: pools)
+    patch_harmful_pools(monkeypatch)
     calls = []
 
     def features(backbone, texts, max_length, progress=False):

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from selection_helpers import feature_of, patch_harmful_pools
 
 from ckt.config import Config
 from ckt.experiments.sweep import run_id, run_sections
-from ckt.sot import contamination, selection, weights
+from ckt.sot import selection, weights
 from ckt.sot.contamination import contaminate
 from ckt.sot.selection import lookup_rows, score_mixture, uses_selection
 
@@ -62,17 +63,9 @@ def test_lookup_rows_takes_the_first_pool_holding_a_text_and_computes_only_the_p
 # ------------------------------------------------------------------ score_mixture
 
 
-def feature_of(text: str) -> torch.Tensor:
-    g = torch.Generator().manual_seed(sum(map(ord, text)) * 31 + len(text))
-    return torch.randn(3, generator=g)
-
-
 @pytest.fixture
 def scored_world(monkeypatch):
-    pools = {"mix": [f"harmful mix {i}" for i in range(12)], "reference": [f"harmful ref {i}" for i in range(6)],
-             "heldout": [f"harmful heldout {i}" for i in range(4)]}
-    monkeypatch.setattr(selection, "harmful_pools", lambda: pools)
-    monkeypatch.setattr(contamination, "harmful_pools", lambda: pools)
+    patch_harmful_pools(monkeypatch)
     w = SimpleNamespace(feature_calls=[], scales=[], selector_calls=[])
 
     def features(backbone, texts, max_length, **kw):
