@@ -77,9 +77,11 @@ class Config:
     train_size: int = _data(1000, "training examples used (balanced over domain × label; 0 = all)", range=(0, 10**7))
     domains: list = _data(list(DOMAINS), "training domains", each=DOMAINS)
     label_noise: float = _data(0.0, "fraction of training labels flipped", range=(0.0, 1.0))
-    text_noise: float = _data(0.0, "per-word typo rate injected into training texts", range=(0.0, 1.0))
+    text_noise: float = _data(0.0, "per-word typo rate injected into training texts (drawn once "
+                              "per rate over the pool, so its features are extracted once; each seed draws its "
+                              "subset from the noisy pool)", range=(0.0, 1.0))
     vary_data: bool = _data(True, "each seed draws its own training subset from the train split and its own "
-                            "injected noise (False: one fixed subset and noise for every seed, for teaching)")
+                            "label noise (False: one fixed subset and label noise for every seed, for teaching)")
     # --- backbone and teacher ---
     backbone: str = _teacher("minilm", "frozen backbone: 'minilm' (packaged, offline), a folder, or an HF name")
     max_length: int = _teacher(128, "tokens per text", range=(8, 512))

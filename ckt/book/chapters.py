@@ -76,7 +76,7 @@ PARTS: dict[str, list[str]] = {
 # Classroom size: seconds per notebook on 2 cores, real data and real models.
 SMOKE = {"seeds": [0], "epochs": 2, "train_size": 64, "teacher_pool": 256, "teacher_epochs": 2,
          "teacher_lr": 2e-4, "eval_size": 48}
-SEEDS_HELP = ("seeds; a seed varies the training subset, the injected noise, the initialisation and the batch "
+SEEDS_HELP = ("seeds; a seed varies the training subset, its label noise, the initialisation and the batch "
               "order, and every interval resamples seeds and test items")
 CHAPTERS: dict[str, Chapter] = {}
 

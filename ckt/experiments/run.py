@@ -98,14 +98,24 @@ def prepare_run(cfg: Config, progress: bool = True) -> Prepared:
 
 
 def data_seed(cfg: Config, seed: int) -> int:
-    """The seed of the training subset and of the injected noise: the run's seed, or DATA_SEED when
+    """The seed of the training subset and of its label noise: the run's seed, or DATA_SEED when
     ``vary_data`` is off."""
     return seed if cfg.vary_data else DATA_SEED
 
 
+def noisy_pool(prep: Prepared, cfg: Config) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """The whole training pool with typos at ``cfg.text_noise``, drawn once per rate (seed DATA_SEED),
+    with its frozen features and teacher logits. Encoding is the slow part of a text-noise run, so it
+    happens once per rate, shared by every seed, and each seed draws its subset from this noisy pool
+    (a sentence carries the same typos in every seed that draws it)."""
+    texts = D.inject_text_noise(list(prep.train_frame["text"]), cfg.text_noise, DATA_SEED, "typo")
+    return texts, features(cfg.backbone, texts, cfg.max_length, progress=False), prep.teacher_net.logits(texts)
+
+
 def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
     """``prep`` with its training rows replaced by this seed's: a balanced subset of ``train_size`` rows
-    of the pool, then its label noise and text noise, all drawn with :func:`data_seed`."""
+    of the pool and its label noise, drawn with :func:`data_seed`, then its text noise, which
+    :func:`noisy_pool` draws once per rate over the whole pool."""
     ds = data_seed(cfg, seed)
     frame = prep.train_frame.assign(row=range(len(prep.train_frame)))
     subset = D.balanced_subset(frame, cfg.train_size, seed=ds)
@@ -114,8 +124,8 @@ def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
     rows = torch.as_tensor(subset["row"].to_numpy().copy())
     texts, x, t = list(subset["text"]), prep.x_train[rows], prep.t_train[rows]
     if cfg.text_noise:
-        texts = D.inject_text_noise(texts, cfg.text_noise, ds, "typo")
-        x, t = features(cfg.backbone, texts, cfg.max_length, progress=False), prep.teacher_net.logits(texts)
+        pool_texts, pool_x, pool_t = noisy_pool(prep, cfg)
+        texts, x, t = [pool_texts[i] for i in rows.tolist()], pool_x[rows], pool_t[rows]
     y = torch.as_tensor(subset["label"].to_numpy().copy(), dtype=torch.long)
     return replace(prep, train_texts=texts, y_train=y, t_train=t, x_train=x)
 
