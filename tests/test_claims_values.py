@@ -301,18 +301,25 @@ def _peak(metric, low, mid, high, seeds=3):
                                        "(the interior setting chosen on validation) on the test set"),
     ("noise_robustness", (73, 72, 70), "noise robustness has no interior peak: an end of the sweep is above w_KD = 0.5 "
                                        "(the interior setting chosen on validation) on the test set"),
-    ("alignment_stability", (70, 72, 72), "alignment stability: w_KD = 0.5 (the interior setting chosen on validation) "
-                                          "is not distinguishable from an end of the sweep at this sample size, so no "
-                                          "peak is claimed"),
-    ("alignment_stability", (72, 72, 72), "alignment stability: w_KD = 0.5 (the interior setting chosen on validation) "
-                                          "is not distinguishable from an end of the sweep at this sample size, so no "
-                                          "peak is claimed"),
+    ("alignment_stability", (70, 72, 72), "alignment stability has no interior peak: w_KD = 0.5 (the interior setting "
+                                          "chosen on validation) is within the declared margin of an end of the sweep "
+                                          "on the test set"),
+    ("alignment_stability", (72, 72, 72), "alignment stability has no interior peak: w_KD = 0.5 (the interior setting "
+                                          "chosen on validation) is within the declared margin of an end of the sweep "
+                                          "on the test set"),
 ])
 def test_describe_peak_sentences(metric, scores, sentence):
     """Both ends beaten: a peak; either end above the pick (even with the other end below): no peak; a tie with an
     end (or both): no peak claimed, not "no peak". Every underscore of the metric becomes a space; the default
     name is w_KD."""
     assert describe_peak(metric, *_peak(metric, *scores)) == sentence
+
+
+def test_describe_peak_undecided():
+    """An end neither beaten nor within the margin (a noisy tie): no peak is claimed, and none is ruled out."""
+    assert describe_peak("alignment_stability", 0.5, _ends("higher", "inconclusive")) == (
+        "alignment stability: w_KD = 0.5 (the interior setting chosen on validation) is not distinguishable from an "
+        "end of the sweep at this sample size, so no peak is claimed")
 
 
 def test_describe_peak_without_a_verdict():
@@ -386,6 +393,9 @@ def _ends(*outcomes):
     (("higher", "lower"), "lower"),
     (("lower", "inconclusive"), "lower"),
     (("inconclusive", "inconclusive"), "inconclusive"),
+    (("higher", "equivalent"), "equivalent"),  # within the margin of an end: no peak that matters
+    (("equivalent", "inconclusive"), "equivalent"),
+    (("equivalent", "lower"), "lower"),  # an end above the pick says more than one within its margin
     (("higher", "not enough seeds"), "not enough seeds"),
     (("lower", "not enough seeds"), "not enough seeds"),
     ((), "inconclusive"),
@@ -407,6 +417,7 @@ def test_a_peak_claim_counts_metrics_not_comparisons():
     assert peak_claim_verdict(peaks) == "inconclusive"
     assert peak_claim_verdict({**peaks, "kd_alignment": _ends("higher", "higher")}) == "partly reproduced"
     assert peak_claim_verdict({**peaks, "kd_alignment": _ends("lower", "higher")}) == "not reproduced"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("equivalent", "higher")}) == "not reproduced"
     assert peak_claim_verdict({m: _ends("higher", "higher") for m in peaks}) == "reproduced"
     assert peak_claim_verdict({"a": _ends("higher", "higher"), "b": []}) == "reproduced"  # b had no interior
     assert peak_claim_verdict({"a": [], "b": []}) is None

@@ -60,6 +60,9 @@ def test_said_count_counts_each_outcome_of_a_family_in_words():
     outcomes = ["higher", "inconclusive", "higher", "lower", "inconclusive", "inconclusive"]
     assert said_count(outcomes, "CKT", "CE", "domains") == (
         "CKT is higher than CE on 2 of the 6 domains, lower on 1 and not distinguishable, at this sample size, on 3")
+    assert said_count(["equivalent", "higher", "inconclusive"], "CKT", "CE", "domains") == (
+        "CKT is higher than CE on 1 of the 3 domains, lower on 0, equivalent (within the declared margin) on 1 and "
+        "not distinguishable, at this sample size, on 1")
     assert said_count(["lower", "not enough seeds"], "CKT", "CE", "domains") == (
         "CKT is higher than CE on 0 of the 2 domains, lower on 1, not distinguishable, at this sample size, on 0 "
         "and not comparable (fewer than two seeds, or no scored items) on 1")
@@ -122,7 +125,32 @@ def test_compare_beats_needs_two_seeds_one_item_and_a_finite_se(n_seeds, n_items
     assert compare_beats(made(ci=(1.0, 2.0), se=se, n_seeds=n_seeds, n_items=n_items)) == outcome
 
 
+@pytest.mark.parametrize("ci, eq, margin, outcome", [
+    ((-0.2, 0.8), (-0.1, 0.7), 1.0, "equivalent"),  # 0 inside the 95% interval, the 90% one inside ±1
+    ((-0.2, 0.8), (-0.1, 1.0), 1.0, "inconclusive"),  # touching the margin is not inside it
+    ((-0.2, 0.8), (-1.0, 0.7), 1.0, "inconclusive"),
+    ((-0.2, 0.8), (-0.1, 0.7), 0.5, "inconclusive"),  # the margin given is the one used
+    ((-0.2, 0.8), (-0.1, 0.7), None, "inconclusive"),  # no margin: no equivalence test
+    ((0.1, 0.8), (0.2, 0.7), 1.0, "higher"),  # a significant difference inside the margin is still "higher"
+    ((-0.8, -0.1), (-0.7, -0.2), 1.0, "lower"),
+])
+def test_compare_beats_falls_back_to_tost_against_the_margin(ci, eq, margin, outcome):
+    assert compare_beats(made(ci=ci, eq=eq), margin) == outcome
+
+
 # --- compare_beats_holm ----------------------------------------------------------------------------------------------
+
+def test_holm_family_calls_an_unrejected_metric_inside_its_margin_equivalent():
+    """Not rejected (p = 0.5): "equivalent" where the 90% interval lies inside the metric's margin (declared, or
+    the caller's), "inconclusive" where it does not or no margin is known."""
+    diffs = {"accuracy": made(estimate=0.1, eq=(-0.4, 0.6), p=0.5),
+             "refusal": made(estimate=0.1, eq=(-1.5, 1.7), p=0.5),
+             "projection_ratio": made(estimate=0.1, eq=(-0.1, 0.1), p=0.5)}
+    assert compare_beats_holm(diffs) == {"accuracy": "equivalent", "refusal": "equivalent",
+                                         "projection_ratio": "inconclusive"}
+    assert compare_beats_holm(diffs, margins={"accuracy": 0.5, "refusal": 2.0}) == {
+        "accuracy": "inconclusive", "refusal": "equivalent", "projection_ratio": "inconclusive"}
+
 
 def test_holm_family_uses_the_given_alpha():
     """p = 0.01 and 0.02: both rejected at α = 0.05 (0.01 ≤ 0.025, 0.02 ≤ 0.05), neither at α = 0.01."""
@@ -185,9 +213,9 @@ def test_stance_error_messages():
             "a claim expects one of ['different', 'equivalent', 'higher', 'lower'], not 'better'")):
         stance("higher", "better")
     with pytest.raises(ValueError, match=re.escape(
-            "outcome 'equivalent' cannot be read against 'lower': expected one of "
-            "('higher', 'lower', 'inconclusive', 'not enough seeds')")):
-        stance("equivalent", "lower")
+            "outcome 'different' cannot be read against 'lower': expected one of "
+            "('higher', 'lower', 'equivalent', 'inconclusive', 'not enough seeds')")):
+        stance("different", "lower")
     with pytest.raises(ValueError, match=re.escape(
             "outcome 'higher' cannot be read against 'different': expected one of "
             "('equivalent', 'different', 'inconclusive', 'not enough seeds')")):

@@ -192,8 +192,12 @@ def test_claim_verdict_with_mixed_expectations():
     assert claim_verdict(["higher", "different"], ["higher", "equivalent"]) == "partly reproduced"
     assert claim_verdict(["lower"], "lower") == "reproduced"  # e.g. fewer over-refusals
     assert stance("higher", "lower") == "contradicts" and stance("inconclusive", "equivalent") == "inconclusive"
+    # a "beats" claim found equivalent (any advantage inside the margin) is contradicted, in either direction
+    assert stance("equivalent", "higher") == "contradicts" and stance("equivalent", "lower") == "contradicts"
+    assert claim_verdict(["higher", "equivalent"]) == "partly reproduced"
+    assert claim_verdict(["equivalent", "inconclusive"]) == "not reproduced"
     with pytest.raises(ValueError):
-        stance("equivalent", "higher")  # an equivalence outcome cannot answer a "beats" claim
+        stance("different", "higher")  # only an equivalence test says "different"
     with pytest.raises(ValueError):
         claim_verdict([])
     with pytest.raises(ValueError):
@@ -208,8 +212,13 @@ def test_describe_difference_keeps_the_numbers_the_verdict_rests_on():
     for piece in ["accuracy", "+0.30 pp", "+0.10 to +0.50", "+0.15 to +0.45", "margin ±1 pp", "p = 0.004",
                   "n = 5 seeds × 200 items", "equivalent"]:
         assert piece in text
-    shaky = made(estimate=0.3, ci=(-0.1, 0.7), eq=(0.0, 0.6), p=0.2, se=0.2)
+    shaky = made(estimate=0.3, ci=(-0.5, 1.1), eq=(-0.3, 1.0), p=0.2, se=0.2)  # 90% interval reaches the margin
     assert "inconclusive (minimum detectable difference 0.56 pp)" in describe_difference(shaky, "accuracy")
+    # the 95% interval holds 0, the 90% interval lies inside ±1: no advantage as large as the margin
+    small = made(estimate=0.3, ci=(-0.1, 0.7), eq=(0.0, 0.6), p=0.2, se=0.2)
+    assert describe_difference(small, "accuracy").endswith("n = 5 seeds × 100 items: equivalent.")
+    assert "equivalent" not in describe_difference(small, "accuracy", margin=0.5)  # 0.6 is outside ±0.5
+    assert "inconclusive" in describe_difference(small, "projection_ratio")  # no declared margin: no TOST
     assert "nats/token" in describe_difference(d, "helpfulness_loglik")
 
 

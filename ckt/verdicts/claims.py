@@ -3,8 +3,9 @@
 Every claim of a chapter is decided here, by small functions the book shows, from paired per-item score
 matrices (n_seeds × n_items, :func:`ckt.experiments.item_matrix`) and validation means:
 
-- :func:`compare` — one paired comparison: "A beats B" (95% interval of A − B excludes 0) or "A matches B"
-  (TOST against the declared margin), with the numbers it rests on;
+- :func:`compare` — one paired comparison: "A beats B" (95% interval of A − B excludes 0; when it does not,
+  "equivalent" if TOST puts the difference inside the declared margin) or "A matches B" (TOST against the
+  declared margin), with the numbers it rests on;
 - :func:`any_metric` — a claim that passes if *any* of several metrics passes: Holm-corrected;
 - :func:`pick_on_validation` — every choice (the best weight, the best perturbation, a learning rate) is an
   argmax of **validation** means; a collapsed setting (one predicted class) is never chosen;
@@ -49,7 +50,7 @@ def compare(label: str, metric: str, a, b, test: str = "beats", expected: str = 
     if test == "equivalent":
         outcome = compare_equivalent(diff, MARGINS[metric] if margin is None else margin)
     elif test == "beats":
-        outcome = compare_beats(diff)
+        outcome = compare_beats(diff, MARGINS.get(metric) if margin is None else margin)
     else:
         raise ValueError(f"test must be 'beats' or 'equivalent', not {test!r}")
     return Comparison(label, metric, test, expected, diff, outcome)
@@ -60,8 +61,9 @@ def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], exp
     """"A beats B on at least one metric", Holm-corrected over the metrics (family-wise α = 0.05).
 
     The outcome is ``expected`` if Holm rejects for some metric in that direction, the opposite if it
-    rejects only in the other direction, else "inconclusive"; the reported difference is the metric
-    with the smallest p-value.
+    rejects only in the other direction, "equivalent" if none rejects and every metric's 90% interval lies
+    inside its declared margin (A beats B on no metric by as much as the margin), else "inconclusive"; the
+    reported difference is the metric with the smallest p-value.
     """
     diffs = {m: paired_difference(a[m], b[m], seed=seed) for m in a}
     if not all(d.enough for d in diffs.values()):
@@ -72,7 +74,8 @@ def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], exp
     down = [m for m in diffs if reject[m] and diffs[m].estimate < 0]
     wanted, other = (up, down) if expected == "higher" else (down, up)
     opposite = "lower" if expected == "higher" else "higher"
-    outcome = expected if wanted else opposite if other else "inconclusive"
+    negligible = all(m in MARGINS and compare_equivalent(d, MARGINS[m]) == "equivalent" for m, d in diffs.items())
+    outcome = expected if wanted else opposite if other else "equivalent" if negligible else "inconclusive"
     shown = min(wanted or other or list(diffs), key=lambda m: diffs[m].p_value)
     return Comparison(f"{label} ({shown}, Holm over {len(diffs)} metrics)", shown, "beats", expected,
                       diffs[shown], outcome)
@@ -166,14 +169,17 @@ def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], 
 
 def peak_outcome(ends: Sequence[Comparison]) -> str:
     """One metric's :func:`interior_peak` as one finding: "higher" (a peak) only when the interior setting beats
-    both ends, "lower" when an end beats it, "not enough seeds" when a comparison lacks them, else
-    "inconclusive"."""
+    both ends, "lower" when an end beats it, "equivalent" when it is within the declared margin of an end (no
+    peak as large as the margin), "not enough seeds" when a comparison lacks them, else "inconclusive"."""
     outcomes = [c.outcome for c in ends]
     if "not enough seeds" in outcomes:
         return "not enough seeds"
     if outcomes and all(o == "higher" for o in outcomes):
         return "higher"
-    return "lower" if "lower" in outcomes else "inconclusive"
+    for found in ("lower", "equivalent"):
+        if found in outcomes:
+            return found
+    return "inconclusive"
 
 
 def peak_claim_verdict(peaks: Mapping[str, Sequence[Comparison]]) -> str | None:
@@ -197,4 +203,7 @@ def describe_peak(metric: str, pick, comparisons: Sequence[Comparison], name: st
         return f"{m} peaks at an intermediate weight: {where} is above both ends of the sweep on the test set"
     if outcome == "lower":
         return f"{m} has no interior peak: an end of the sweep is above {where} on the test set"
+    if outcome == "equivalent":
+        return (f"{m} has no interior peak: {where} is within the declared margin of an end of the sweep on the "
+                "test set")
     return f"{m}: {where} is not distinguishable from an end of the sweep at this sample size, so no peak is claimed"

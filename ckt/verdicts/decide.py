@@ -1,6 +1,9 @@
 """The book's verdict rules: from a paired :class:`~ckt.verdicts.stats.Difference` to a word.
 
 - "A beats B": the 95% interval of A − B excludes 0 (Holm-corrected when any of several metrics may pass).
+  When it does not, the same difference can still be decided the other way: if its 90% interval lies inside
+  the declared margin, A is "equivalent" to B (any advantage is smaller than the margin), which contradicts
+  a claim that A beats B.
 - "A keeps / matches B": TOST equivalence at α = 0.05 — the 90% interval lies inside (−margin, +margin),
   with the margin of each metric declared before the run in :data:`MARGINS`.
 - Neither decided: "inconclusive", quoted with the minimum detectable difference. One seed: no verdict.
@@ -13,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from .stats import ALPHA, Difference, holm
 
 NOT_ENOUGH = "not enough seeds"
-BEATS_OUTCOMES = ("higher", "lower", "inconclusive", NOT_ENOUGH)
+BEATS_OUTCOMES = ("higher", "lower", "equivalent", "inconclusive", NOT_ENOUGH)
 EQUIVALENCE_OUTCOMES = ("equivalent", "different", "inconclusive", NOT_ENOUGH)
 CLAIM_VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "inconclusive",
                   "not enough seeds for a verdict")
@@ -51,8 +54,10 @@ def margins_table(margins: Mapping[str, float] = MARGINS) -> str:
     return "\n".join(["| metric | equivalence margin | unit |", "|---|---|---|", *rows])
 
 
-def compare_beats(diff: Difference) -> str:
-    """"higher" if the 95% interval of A − B lies above 0, "lower" if below, else "inconclusive".
+def compare_beats(diff: Difference, margin: float | None = None) -> str:
+    """"higher" if the 95% interval of A − B lies above 0, "lower" if below; otherwise "equivalent" if a
+    ``margin`` is given and the 90% interval lies inside (−margin, +margin) (TOST: no difference as large
+    as the margin), else "inconclusive".
 
     With fewer than two seeds (or no items, or NaN): "not enough seeds", never a direction.
     """
@@ -62,16 +67,22 @@ def compare_beats(diff: Difference) -> str:
         return "higher"
     if diff.ci_high < 0:
         return "lower"
+    if margin is not None and compare_equivalent(diff, margin) == "equivalent":
+        return "equivalent"
     return "inconclusive"
 
 
-def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA) -> dict[str, str]:
+def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA,
+                       margins: Mapping[str, float] | None = None) -> dict[str, str]:
     """:func:`compare_beats` for a family of metrics any one of which could pass a claim, Holm-corrected.
 
     Metric j is "higher"/"lower" (by the sign of its estimate) only if Holm's step-down test rejects its
     hypothesis of no difference at family-wise ``alpha``, using the bootstrap p-values; otherwise
-    "inconclusive". Metrics without enough seeds are "not enough seeds" and stay out of the family.
+    "equivalent" if its 90% interval lies inside its margin in ``margins`` (default: the declared
+    :data:`MARGINS`), else "inconclusive". Metrics without enough seeds are "not enough seeds" and stay out
+    of the family.
     """
+    margins = MARGINS if margins is None else margins
     ready = [m for m, d in diffs.items() if d.enough]
     rejected = dict(zip(ready, holm([diffs[m].p_value for m in ready], alpha), strict=True))
     out = {}
@@ -80,6 +91,8 @@ def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA) ->
             out[m] = NOT_ENOUGH
         elif rejected[m]:
             out[m] = "higher" if d.estimate > 0 else "lower"
+        elif m in margins and compare_equivalent(d, margins[m]) == "equivalent":
+            out[m] = "equivalent"
         else:
             out[m] = "inconclusive"
     return out
@@ -106,7 +119,8 @@ def stance(outcome: str, expected: str) -> str:
     """How one comparison bears on a claim that expects ``expected`` ("higher", "lower", "equivalent", …).
 
     "supports" if outcome == expected; "contradicts" if it is the opposite (higher ↔ lower, equivalent ↔
-    different); the outcome itself ("inconclusive" or "not enough seeds") otherwise.
+    different), or if a claim that A beats B finds them equivalent (any advantage is inside the margin);
+    the outcome itself ("inconclusive" or "not enough seeds") otherwise.
     """
     if expected not in OPPOSITE:
         raise ValueError(f"a claim expects one of {sorted(OPPOSITE)}, not {expected!r}")
@@ -115,7 +129,9 @@ def stance(outcome: str, expected: str) -> str:
         raise ValueError(f"outcome {outcome!r} cannot be read against {expected!r}: expected one of {possible}")
     if outcome == expected:
         return "supports"
-    return "contradicts" if outcome == OPPOSITE[expected] else outcome
+    if outcome == OPPOSITE[expected] or (outcome == "equivalent" and expected in ("higher", "lower")):
+        return "contradicts"
+    return outcome
 
 
 def claim_verdict(outcomes: Sequence[str], expected: str | Sequence[str] = "higher") -> str:
@@ -148,8 +164,8 @@ def claim_verdict(outcomes: Sequence[str], expected: str | Sequence[str] = "high
 def describe_difference(diff: Difference, metric: str, margin: float | None = None, test: str = "beats") -> str:
     """One sentence with the numbers a verdict rests on: effect, 95% (and 90%) interval, margin, p and n.
 
-    ``test`` is "beats" (:func:`compare_beats`) or "equivalent" (:func:`compare_equivalent`, margin defaulting
-    to the declared one). An inconclusive result quotes its minimum detectable difference.
+    ``test`` is "beats" (:func:`compare_beats`) or "equivalent" (:func:`compare_equivalent`); either test uses
+    the margin given, else the declared one. An inconclusive result quotes its minimum detectable difference.
     """
     if test not in ("beats", "equivalent"):
         raise ValueError(f"test must be 'beats' or 'equivalent', not {test!r}")
@@ -163,7 +179,7 @@ def describe_difference(diff: Difference, metric: str, margin: float | None = No
             raise ValueError(f"no equivalence margin declared for {metric!r}: add it to ckt.verdicts.MARGINS")
         outcome = compare_equivalent(diff, margin)
     else:
-        outcome = compare_beats(diff)
+        outcome = compare_beats(diff, margin)
     text = (f"{metric}: difference {diff.estimate:+.2f} {u} (95% CI {diff.ci_low:+.2f} to {diff.ci_high:+.2f}; "
             f"90% CI {diff.eq_low:+.2f} to {diff.eq_high:+.2f}")
     text += f" vs margin ±{margin:g} {u})" if margin is not None else ")"

@@ -41,11 +41,15 @@ def said(outcome: str, a: str, b: str, metric: str, test: str = "beats") -> str:
 
 def said_count(outcomes: list[str], a: str, b: str, things: str) -> str:
     """Several paired comparisons of one kind, counted by outcome: "CKT is higher than cross-entropy on
-    2 of the 3 unseen domains, lower on 0 and not distinguishable, at this sample size, on 1" (a fourth
-    count, "not comparable", only when some comparison lacked seeds or items)."""
-    count = {o: sum(x == o for x in outcomes) for o in ("higher", "lower", "inconclusive", "not enough seeds")}
-    parts = [f"higher than {b} on {count['higher']} of the {len(outcomes)} {things}", f"lower on {count['lower']}",
-             f"{UNDECIDED} on {count['inconclusive']}"]
+    2 of the 3 unseen domains, lower on 0 and not distinguishable, at this sample size, on 1" (a count
+    "equivalent (within the declared margin)" only when some comparison is, and "not comparable" only when
+    some comparison lacked seeds or items)."""
+    kinds = ("higher", "lower", "equivalent", "inconclusive", "not enough seeds")
+    count = {o: sum(x == o for x in outcomes) for o in kinds}
+    parts = [f"higher than {b} on {count['higher']} of the {len(outcomes)} {things}", f"lower on {count['lower']}"]
+    if count["equivalent"]:
+        parts.append(f"equivalent (within the declared margin) on {count['equivalent']}")
+    parts.append(f"{UNDECIDED} on {count['inconclusive']}")
     if count["not enough seeds"]:
         parts.append(f"{TOO_FEW} on {count['not enough seeds']}")
     return f"{a} is {', '.join(parts[:-1])} and {parts[-1]}"
