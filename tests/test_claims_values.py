@@ -421,3 +421,13 @@ def test_a_peak_claim_counts_metrics_not_comparisons():
     assert peak_claim_verdict({m: _ends("higher", "higher") for m in peaks}) == "reproduced"
     assert peak_claim_verdict({"a": _ends("higher", "higher"), "b": []}) == "reproduced"  # b had no interior
     assert peak_claim_verdict({"a": [], "b": []}) is None
+
+
+def test_compare_beats_uses_the_callers_margin_for_its_equivalence_fallback():
+    """A − B alternates ±0.1 over seeds: the 95% interval holds 0, the 90% interval lies inside the declared ±1 pp
+    ("equivalent") but not inside a caller's ±0.05 ("inconclusive")."""
+    a = np.array([[80.1], [79.9], [80.1], [79.9]])
+    b = np.full((4, 1), 80.0)
+    assert compare("x", "accuracy", a, b).outcome == "equivalent"
+    assert compare("x", "accuracy", a, b, margin=0.05).outcome == "inconclusive"
+    assert compare("x", "accuracy", a, b, margin=0.5).outcome == "equivalent"
