@@ -21,8 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .decide import MARGINS, claim_verdict, compare_beats, compare_equivalent, describe_difference
-from .stats import Difference, holm, paired_difference
+from .decide import MARGINS, claim_verdict, compare_beats, compare_beats_holm, compare_equivalent, describe_difference
+from .stats import Difference, paired_difference
 
 CHANCE_MACRO_F1 = 50.0  # a balanced binary task: random guessing scores macro-F1 ≈ 50
 
@@ -58,7 +58,8 @@ def compare(label: str, metric: str, a, b, test: str = "beats", expected: str = 
 
 def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], expected: str = "higher",
                seed: int = 0) -> Comparison:
-    """"A beats B on at least one metric", Holm-corrected over the metrics (family-wise α = 0.05).
+    """"A beats B on at least one metric", Holm-corrected over the metrics (family-wise α = 0.05), from the
+    per-metric outcomes of :func:`~ckt.verdicts.decide.compare_beats_holm`.
 
     The outcome is ``expected`` if Holm rejects for some metric in that direction, the opposite if it
     rejects only in the other direction, "equivalent" if none rejects and every metric's 90% interval lies
@@ -69,12 +70,11 @@ def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], exp
     if not all(d.enough for d in diffs.values()):
         d = next(iter(diffs.values()))
         return Comparison(label, next(iter(diffs)), "beats", expected, d, "not enough seeds")
-    reject = dict(zip(diffs, holm([d.p_value for d in diffs.values()]), strict=True))
-    up = [m for m in diffs if reject[m] and diffs[m].estimate > 0]
-    down = [m for m in diffs if reject[m] and diffs[m].estimate < 0]
-    wanted, other = (up, down) if expected == "higher" else (down, up)
+    outcomes = compare_beats_holm(diffs)
     opposite = "lower" if expected == "higher" else "higher"
-    negligible = all(m in MARGINS and compare_equivalent(d, MARGINS[m]) == "equivalent" for m, d in diffs.items())
+    wanted = [m for m, o in outcomes.items() if o == expected]
+    other = [m for m, o in outcomes.items() if o == opposite]
+    negligible = all(o == "equivalent" for o in outcomes.values())
     outcome = expected if wanted else opposite if other else "equivalent" if negligible else "inconclusive"
     shown = min(wanted or other or list(diffs), key=lambda m: diffs[m].p_value)
     return Comparison(f"{label} ({shown}, Holm over {len(diffs)} metrics)", shown, "beats", expected,

@@ -67,9 +67,12 @@ def compare_beats(diff: Difference, margin: float | None = None) -> str:
         return "higher"
     if diff.ci_high < 0:
         return "lower"
-    if margin is not None and compare_equivalent(diff, margin) == "equivalent":
-        return "equivalent"
-    return "inconclusive"
+    return "equivalent" if within_margin(diff, margin) else "inconclusive"
+
+
+def within_margin(diff: Difference, margin: float | None) -> bool:
+    """The equivalence test passes: the 90% interval of A − B lies inside ±``margin`` (False for no margin)."""
+    return margin is not None and compare_equivalent(diff, margin) == "equivalent"
 
 
 def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA,
@@ -91,10 +94,8 @@ def compare_beats_holm(diffs: Mapping[str, Difference], alpha: float = ALPHA,
             out[m] = NOT_ENOUGH
         elif rejected[m]:
             out[m] = "higher" if d.estimate > 0 else "lower"
-        elif m in margins and compare_equivalent(d, margins[m]) == "equivalent":
-            out[m] = "equivalent"
         else:
-            out[m] = "inconclusive"
+            out[m] = "equivalent" if within_margin(d, margins.get(m)) else "inconclusive"
     return out
 
 
