@@ -8,7 +8,7 @@ then trains a student (:func:`ckt.core.train.fit`) and evaluates it (:func:`ckt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -45,6 +45,7 @@ class Prepared:
     val: pd.DataFrame | None = None  # trusted clean rows for SOT's safe reference (validation split)
     val_eval: EvalSet | None = None  # the validation split as an evaluation set: every choice is made on it
     train_frame: pd.DataFrame | None = None  # text, label, domain of the training pool
+    noisy: dict = field(default_factory=dict, repr=False)  # noisy_pool's result per (rate, backbone, max_length)
 
 
 def load_splits(cfg: Config) -> dict[str, pd.DataFrame]:
@@ -107,9 +108,13 @@ def noisy_pool(prep: Prepared, cfg: Config) -> tuple[list[str], torch.Tensor, to
     """The whole training pool with typos at ``cfg.text_noise``, drawn once per rate (seed DATA_SEED),
     with its frozen features and teacher logits. Encoding is the slow part of a text-noise run, so it
     happens once per rate, shared by every seed, and each seed draws its subset from this noisy pool
-    (a sentence carries the same typos in every seed that draws it)."""
-    texts = D.inject_text_noise(list(prep.train_frame["text"]), cfg.text_noise, DATA_SEED, "typo")
-    return texts, features(cfg.backbone, texts, cfg.max_length, progress=False), prep.teacher_net.logits(texts)
+    (a sentence carries the same typos in every seed that draws it). Kept on ``prep`` for its next seed."""
+    key = (cfg.text_noise, cfg.backbone, cfg.max_length)
+    if key not in prep.noisy:
+        texts = D.inject_text_noise(list(prep.train_frame["text"]), cfg.text_noise, DATA_SEED, "typo")
+        prep.noisy[key] = (texts, features(cfg.backbone, texts, cfg.max_length, progress=False),
+                           prep.teacher_net.logits(texts))
+    return prep.noisy[key]
 
 
 def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
