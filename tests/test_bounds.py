@@ -253,3 +253,11 @@ def test_make_delta_passes_the_mask_to_fgsm():
     d = make_delta(PerturbSpec("fgsm", 0.5, "l2"), torch.zeros(2, 3, 4), linear_loss(w), mask=MASK)
     assert (d * (1 - MASK) == 0).all()
     assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.5, 0.5], rel=1e-6)
+
+
+def test_make_delta_passes_the_mask_to_pgd():
+    w = torch.arange(1.0, 13.0).reshape(3, 4)
+    spec = PerturbSpec("pgd", 0.5, "l2", steps=3, step_size=0.5, random_start=False)
+    d = make_delta(spec, torch.zeros(2, 3, 4), linear_loss(w), mask=MASK)
+    assert (d * (1 - MASK) == 0).all()
+    assert per_example_norm(d, "l2").flatten().tolist() == pytest.approx([0.5, 0.5], rel=1e-6)
