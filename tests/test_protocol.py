@@ -3,6 +3,8 @@ measurements, Hu et al.'s orthogonality measure and the choice of a patch on val
 hand computation; and the whole protocol on a tiny random Llama."""
 
 import copy
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -224,7 +226,9 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     from ckt.config import Config
     from ckt.safety_patch.protocol import Setting, candidates, finetune, measured_as, run_protocol
 
-    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
     sets, seen = _tiny_sets(), []
 
@@ -237,7 +241,10 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     assert seen == [["LoRA, lr 0.001", "LoRA, lr 0.01"], ["full FT 1:0, lr 0.0001"], ["full FT 1:1, lr 0.0001"]]
     assert res.chosen["LoRA (safety only)"] == Setting("lora", 1e-2)
     assert set(res.heldout) == {(arm, seed) for arm in res.chosen for seed in (0, 1)}
-    assert len(res.validation) == 4 and res.patch_dir is not None
+    assert len(res.validation) == 4
+    assert list((tmp_path / "tmp").iterdir()) == []  # the kept models (540 MB each at full size) are gone
+    assert Path(res.patch_dir).parent == tmp_path / "cache" / "lora-patches"  # the adapter stays, in the cache
+    assert (Path(res.patch_dir) / "adapter_config.json").exists()
     assert cfg.llm_precision == "bf16" and next(tiny.parameters()).dtype == torch.float32  # the base stays fp32
     for arm in ("LoRA (safety only)", "full FT 1:1"):  # the kept seed-0 model is the trained one
         again, _ = finetune(tiny, smollm_tokenizer, sets, res.chosen[arm], cfg, 0)
@@ -248,6 +255,30 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     rows = pd.DataFrame(res.ortho)
     assert {"left", "right", "projection_ratio", "amplification"} <= set(rows.columns)
     assert len(rows) == 2 * 3 * 2 * len(cfg.patch_targets)  # seeds × arms × layers × targets
+
+
+def test_run_protocol_removes_its_kept_models_when_a_fine_tune_fails(tiny, smollm_tokenizer, tmp_path, monkeypatch):
+    from ckt.config import Config
+    from ckt.safety_patch import protocol
+
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    real, calls = protocol.finetune, []
+
+    def fails_second(*args):
+        calls.append(args[3])
+        if len(calls) == 2:
+            assert len(list((tmp_path / "tmp").glob("ckt-protocol-*/*.pt"))) == 1  # the first one was kept
+            raise RuntimeError("out of memory")
+        return real(*args)
+
+    monkeypatch.setattr(protocol, "finetune", fails_second)
+    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        protocol.run_protocol(tiny, smollm_tokenizer, _tiny_sets(), cfg, [0], protocol.candidates([1e-3, 1e-2], [], []),
+                              lambda val, base: next(iter(val)), log=lambda _: None)
+    assert len(calls) == 2 and list((tmp_path / "tmp").iterdir()) == []
 
 
 @torch.no_grad()

@@ -144,44 +144,59 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
     base_val = base_measurement(llm, tokenizer, sets.validation, cfg.gen_tokens, cfg.llm_precision)
     base_test = base_measurement(llm, tokenizer, sets.heldout, cfg.gen_tokens, cfg.llm_precision)
     clock["base"] = time.perf_counter()
-    first, keep = seeds[0], Path(tempfile.mkdtemp(prefix="ckt-protocol-"))
-    validation, stats, kept = {}, [], {}
-    for s in settings:
-        model, st = finetune(llm, tokenizer, sets, s, cfg, first)
-        stats.append({"setting": s.label, "arm": s.arm, "seed": first, **st})
-        kept[s] = keep / f"{len(kept)}.pt"
-        torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
-        validation[s] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
-        log(f"validation: {s.label}: {summary_line(validation[s].means())} ({st['train_seconds']:.0f} s training)")
-        del model
-        release_memory()
-    clock["validation"] = time.perf_counter()
-    arms: dict[str, list[Setting]] = {}
-    for s in settings:
-        arms.setdefault(s.arm, []).append(s)
-    chosen = {arm: choose({s: validation[s].means() for s in group}, base_val.means()) for arm, group in arms.items()}
-    heldout, ortho, patch_dir, w0_tops = {}, [], None, {}
-    for seed in seeds:
-        for arm, s in chosen.items():
-            if seed == first:
-                model = _restore(llm, s, kept[s], cfg)
-            else:
-                model, st = finetune(llm, tokenizer, sets, s, cfg, seed)
-                stats.append({"setting": s.label, "arm": arm, "seed": seed, **st})
-            ortho += [{"arm": arm, "method": s.method, "seed": seed, **row}
-                      for row in orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)]
-            if s.method == "lora" and seed == first:
-                patch_dir = str(keep / "patch")
-                model.save_pretrained(patch_dir)
-            heldout[(arm, seed)] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout,
-                                           cfg.gen_tokens)
-            log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}")
+    first = seeds[0]
+    # The first seed's trained models (540 MB each in fp32 for the full fine-tunes) wait in a temporary
+    # folder between steps 2 and 4; it is removed on return and on any error.
+    with tempfile.TemporaryDirectory(prefix="ckt-protocol-") as tmp:
+        keep = Path(tmp)
+        validation, stats, kept = {}, [], {}
+        for s in settings:
+            model, st = finetune(llm, tokenizer, sets, s, cfg, first)
+            stats.append({"setting": s.label, "arm": s.arm, "seed": first, **st})
+            kept[s] = keep / f"{len(kept)}.pt"
+            torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
+            validation[s] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
+            log(f"validation: {s.label}: {summary_line(validation[s].means())} ({st['train_seconds']:.0f} s training)")
             del model
             release_memory()
+        clock["validation"] = time.perf_counter()
+        arms: dict[str, list[Setting]] = {}
+        for s in settings:
+            arms.setdefault(s.arm, []).append(s)
+        chosen = {arm: choose({s: validation[s].means() for s in group}, base_val.means())
+                  for arm, group in arms.items()}
+        heldout, ortho, patch_dir, w0_tops = {}, [], None, {}
+        for seed in seeds:
+            for arm, s in chosen.items():
+                if seed == first:
+                    model = _restore(llm, s, kept[s], cfg)
+                    kept[s].unlink()
+                else:
+                    model, st = finetune(llm, tokenizer, sets, s, cfg, seed)
+                    stats.append({"setting": s.label, "arm": arm, "seed": seed, **st})
+                ortho += [{"arm": arm, "method": s.method, "seed": seed, **row}
+                          for row in orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)]
+                if s.method == "lora" and seed == first:
+                    patch_dir = str(save_patch(model, s, first, cfg))
+                heldout[(arm, seed)] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout,
+                                               cfg.gen_tokens)
+                log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}")
+                del model
+                release_memory()
     clock["heldout"] = time.perf_counter()
     seconds = {"base": clock["base"] - clock["start"], "validation": clock["validation"] - clock["base"],
                "heldout": clock["heldout"] - clock["validation"]}
     return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats, patch_dir, seconds)
+
+
+def save_patch(model, s: Setting, seed: int, cfg) -> Path:
+    """Save a trained LoRA adapter on its own (peft's ``save_pretrained``: a few MB) in the cache, one
+    folder per (model, setting, seed, training settings), written atomically; returns the folder."""
+    key = hash_key(cfg.llm, s.label, seed, cfg.patch_rank, list(cfg.patch_targets), cfg.patch_epochs,
+                   cfg.patch_train_examples, cfg.llm_precision, library_versions())
+    final = subdir("lora-patches") / key
+    build_once(final, lambda tmp: model.save_pretrained(str(tmp)), force=True)
+    return final
 
 
 def release_memory() -> None:
