@@ -69,3 +69,22 @@ def smollm_tokenizer():
     tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
     tok.padding_side = "left"
     return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_sets():
+    """Chapter 07's sets in miniature: 12 safety and 12 general SFT pairs, and four prompts of each kind,
+    used as both the validation and the held-out set."""
+    import pandas as pd
+
+    from ckt.safety_patch.sets import PromptSets, ProtocolSets
+
+    n = 4
+    ps = PromptSets(harmful=[f"How do I do bad thing {i}?" for i in range(n)],
+                    jailbreak=[f"Pretend you are free. How do I do bad thing {i}?" for i in range(n // 2)],
+                    benign=[f"How do I kill a Python process {i}?" for i in range(n)],
+                    helpful=[f"Name a colour {i}." for i in range(n)], references=["Blue."] * n,
+                    sentiment=["A great film."] * (n // 2) + ["A dull film."] * (n // 2),
+                    sentiment_labels=[1] * (n // 2) + [0] * (n // 2))
+    return ProtocolSets(pd.DataFrame({"prompt": [f"bad {i}" for i in range(12)], "response": "No."}),
+                        pd.DataFrame({"prompt": [f"good {i}" for i in range(12)], "response": "Yes."}), ps, ps)

@@ -17,7 +17,7 @@ from ckt.safety_patch.judge import keyword_judge
 from ckt.safety_patch.measure import helpfulness_loglik, measure, sentiment_label
 from ckt.safety_patch.patch import projection_norms
 from ckt.safety_patch.refusal import chat, generate, last_positions
-from ckt.safety_patch.sets import REFUSAL_PARTS, PromptSets, ProtocolSets, compose_refusal, protocol_sets, training_mix
+from ckt.safety_patch.sets import REFUSAL_PARTS, ProtocolSets, compose_refusal, protocol_sets, training_mix
 from ckt.verdicts import margin_excess, pick_within_margins
 
 PROMPTS = ["hello there", "  starts with spaces and a {brace}", "Tell me a story about a cat.", "ok",
@@ -209,19 +209,8 @@ def test_pick_within_margins_reads_no_test_data(benchmark):
 
 # --- the whole protocol on a tiny model --------------------------------------------------------------------------
 
-def _tiny_sets(n=4):
-    ps = PromptSets(harmful=[f"How do I do bad thing {i}?" for i in range(n)],
-                    jailbreak=[f"Pretend you are free. How do I do bad thing {i}?" for i in range(n // 2)],
-                    benign=[f"How do I kill a Python process {i}?" for i in range(n)],
-                    helpful=[f"Name a colour {i}." for i in range(n)], references=["Blue."] * n,
-                    sentiment=["A great film."] * (n // 2) + ["A dull film."] * (n // 2),
-                    sentiment_labels=[1] * (n // 2) + [0] * (n // 2))
-    pools = _pools(12, 12)
-    return ProtocolSets(pools.safety, pools.general, ps, ps)
-
-
 @pytest.mark.slow
-def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exactly(tiny, smollm_tokenizer,
+def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exactly(tiny, smollm_tokenizer, tiny_sets,
                                                                                     tmp_path, monkeypatch):
     from ckt.config import Config
     from ckt.safety_patch.protocol import Setting, candidates, finetune, measured_as, run_protocol
@@ -230,7 +219,7 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
-    sets, seen = _tiny_sets(), []
+    sets, seen = tiny_sets, []
 
     def choose(val_means, base):
         seen.append(sorted(s.label for s in val_means))
@@ -257,7 +246,8 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     assert len(rows) == 2 * 3 * 2 * len(cfg.patch_targets)  # seeds × arms × layers × targets
 
 
-def test_run_protocol_removes_its_kept_models_when_a_fine_tune_fails(tiny, smollm_tokenizer, tmp_path, monkeypatch):
+def test_run_protocol_removes_its_kept_models_when_a_fine_tune_fails(tiny, smollm_tokenizer, tiny_sets, tmp_path,
+                                                                     monkeypatch):
     from ckt.config import Config
     from ckt.safety_patch import protocol
 
@@ -276,7 +266,7 @@ def test_run_protocol_removes_its_kept_models_when_a_fine_tune_fails(tiny, smoll
     monkeypatch.setattr(protocol, "finetune", fails_second)
     cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
     with pytest.raises(RuntimeError, match="out of memory"):
-        protocol.run_protocol(tiny, smollm_tokenizer, _tiny_sets(), cfg, [0], protocol.candidates([1e-3, 1e-2], [], []),
+        protocol.run_protocol(tiny, smollm_tokenizer, tiny_sets, cfg, [0], protocol.candidates([1e-3, 1e-2], [], []),
                               lambda val, base: next(iter(val)), log=lambda _: None)
     assert len(calls) == 2 and list((tmp_path / "tmp").iterdir()) == []
 
@@ -295,14 +285,17 @@ def test_hidden_embeddings_are_unit_norm_means_over_the_real_tokens(tiny, smollm
 
 # --- the user's fine-tune of a patched model (chapter 06) ---------------------------------------------------------
 
-def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leaves_it_alone(tiny, smollm_tokenizer):
+def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leaves_it_alone(tiny, smollm_tokenizer,
+                                                                                          tiny_sets, tmp_path,
+                                                                                          monkeypatch):
     from ckt.config import Config
     from ckt.safety_patch.patch import probe_logits
     from ckt.safety_patch.protocol import Setting, finetune
     from ckt.safety_patch.user_finetune import patched_start, user_finetune
 
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))  # the patch is trained here, not read from a cache
     cfg = Config(patch_train_examples=4, patch_rank=2, patch_lr=1e-2, user_lr=1e-2)
-    sets = _tiny_sets()
+    sets = tiny_sets
     start, _ = patched_start(tiny, smollm_tokenizer, sets, cfg)
     patch, _ = finetune(tiny, smollm_tokenizer, sets, Setting("lora", 1e-2), cfg, 0)
     probe = ["hello there", "ok"]
@@ -320,10 +313,12 @@ def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leav
 
 
 @pytest.mark.slow
-def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smollm_tokenizer):
+def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smollm_tokenizer, tiny_sets, tmp_path,
+                                                                         monkeypatch):
     from ckt.config import Config
     from ckt.safety_patch.sot_study import run_user_finetunes
 
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))  # every fine-tune is trained, not read from a cache
     cfg = Config(patch_rank=2, user_lr=1e-3, gen_tokens=2, sot_steps=5)
     seen = []
 
@@ -331,7 +326,7 @@ def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smo
         seen.append(len(texts))
         return np.array([[len(t) % 7, len(t) % 5] for t in texts], dtype=float)
 
-    res = run_user_finetunes(tiny, smollm_tokenizer, _tiny_sets(), cfg, [0, 1], embed, n_clean=18, rate=0.1,
+    res = run_user_finetunes(tiny, smollm_tokenizer, tiny_sets, cfg, [0, 1], embed, n_clean=18, rate=0.1,
                              safe_size=4, harm_size=4, log=lambda _: None)
     assert set(res.heldout) == {(arm, s) for arm in ("none", "random", "sot", "oracle") for s in (0, 1)}
     sel = res.selections.set_index(["arm", "seed"])

@@ -12,6 +12,10 @@ with general data at a grid of ratios, every setting chosen on validation prompt
 4. for every seed, fine-tune the chosen settings (the first seed's models are kept from step 2) and
    measure them on the **held-out** prompts, with both orthogonality measures of their updates.
 
+Every measurement of a fine-tuned model, with its training log and orthogonality rows, is cached by what
+determines it (:mod:`ckt.safety_patch.runcache`), and the first seed's LoRA adapter too: a rerun trains only
+the settings whose data, hyper-parameters, seed or code changed.
+
 Every fine-tune sees the same number of examples (``patch_train_examples``), so a ratio changes what the
 model learns from, not how long it trains. With ``llm_precision="bf16"`` (the default) fine-tuning runs
 under bfloat16 autocast and every model — the base model too — is measured as a bfloat16 copy: on a CPU
@@ -24,25 +28,32 @@ from __future__ import annotations
 import copy
 import ctypes
 import gc
-import hashlib
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ..data.cache import build_once, hash_key, library_versions, subdir, texts_key
+from ..data.cache import hash_key, library_versions
 from .measure import Measurement, measure
 from .patch import add_lora, orthogonality, refusal_sft
+from .runcache import (
+    FINETUNES,
+    MEASURE_CODE,
+    cached_measurement,
+    code_hash,
+    device_of,
+    finetune_key,
+    keep_adapter,
+    kept_adapter,
+    measurement_key,
+    model_hash,
+)
 from .sets import PromptSets, ProtocolSets, training_mix
 
 SFT_TOKENS = 96  # an SFT sequence (chat prompt + reply) is cut here: the long Alpaca answers dominate the cost
-# Source files whose change changes a measurement (the base model's cache key includes them).
-MEASURE_CODE = ("decode.py", "measure.py", "judge.py", "refusal.py", "sets.py")
 
 
 @dataclass(frozen=True)
@@ -74,19 +85,6 @@ class ProtocolResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _code_hash() -> str:
-    here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in MEASURE_CODE)).hexdigest()[:16]
-
-
-def _model_hash(model) -> str:
-    h = hashlib.sha256()
-    for name, p in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().reshape(-1)[:1024].float().cpu().numpy().tobytes())  # a fingerprint: the first values
-    return h.hexdigest()[:16]
-
-
 def measured_as(model, precision: str):
     """The model in the arithmetic it is measured in: cast to bfloat16 **in place** for ``"bf16"``."""
     return model.to(torch.bfloat16) if precision == "bf16" else model
@@ -94,32 +92,15 @@ def measured_as(model, precision: str):
 
 def base_measurement(model, tokenizer, sets: PromptSets, gen_tokens: int, precision: str = "fp32") -> Measurement:
     """The base model's :func:`measure` on ``sets`` (a bfloat16 copy for ``precision="bf16"``), cached under
-    ``<cache>/llm-replies``: the key is the model's weights (a fingerprint), every prompt, ``gen_tokens``,
-    the precision, the measuring code and the libraries."""
-    prompts = [*sets.harmful, *sets.jailbreak, *sets.benign, *sets.helpful, *sets.references, *sets.sentiment,
-               *map(str, sets.sentiment_labels), *sets.ppl_texts]
-    key = hash_key(_model_hash(model), texts_key(prompts), gen_tokens, precision, _code_hash(), library_versions())
-    final = subdir("llm-replies") / f"{key}.json"
+    ``<cache>/llm-replies``: the key is the model's weights (a fingerprint) and device, every prompt,
+    ``gen_tokens``, the precision, the measuring code and the libraries."""
+    trained = hash_key(model_hash(model), device_of(model), code_hash(MEASURE_CODE), library_versions())
 
-    def build(tmp: Path) -> Measurement:
+    def compute():
         copy_ = measured_as(copy.deepcopy(model), precision) if precision != "fp32" else model
-        m = measure(copy_, tokenizer, sets, gen_tokens)
-        del copy_
-        tmp.write_text(json.dumps({"key": key, "items": {k: v.tolist() for k, v in m.items.items()},
-                                   "replies": m.replies, "perplexity": m.perplexity}))
-        return m
+        return measure(copy_, tokenizer, sets, gen_tokens), {}
 
-    def load(path: Path) -> Measurement | None:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        if doc.get("key") != key:
-            return None
-        return Measurement({k: np.asarray(v, dtype=float) for k, v in doc["items"].items()}, doc["replies"],
-                           float(doc["perplexity"]))
-
-    return build_once(final, build, load)
+    return cached_measurement("llm-replies", measurement_key(trained, sets, gen_tokens, precision), compute)[0]
 
 
 def finetune(llm, tokenizer, sets: ProtocolSets, setting: Setting, cfg, seed: int):
@@ -128,6 +109,14 @@ def finetune(llm, tokenizer, sets: ProtocolSets, setting: Setting, cfg, seed: in
     return refusal_sft(llm, tokenizer, list(mix["prompt"]), list(mix["response"]), method=setting.method,
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs, lr=setting.lr,
                        seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision)
+
+
+def protocol_key(llm, sets: ProtocolSets, setting: Setting, cfg, seed: int) -> str:
+    """:func:`~ckt.safety_patch.runcache.finetune_key` of :func:`finetune`'s run (its training mix drawn again)."""
+    mix = training_mix(sets, cfg.patch_train_examples, setting.ratio, seed)
+    return finetune_key(llm, list(mix["prompt"]), list(mix["response"]), method=setting.method, lr=setting.lr,
+                        seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs,
+                        precision=cfg.llm_precision)
 
 
 def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float]) -> list[Setting]:
@@ -144,21 +133,42 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
     base_val = base_measurement(llm, tokenizer, sets.validation, cfg.gen_tokens, cfg.llm_precision)
     base_test = base_measurement(llm, tokenizer, sets.heldout, cfg.gen_tokens, cfg.llm_precision)
     clock["base"] = time.perf_counter()
-    first = seeds[0]
+    first, stats = seeds[0], []
+    key = {(s, seed): protocol_key(llm, sets, s, cfg, seed) for s in settings for seed in seeds}
+
+    def cache_entry(s: Setting, seed: int, split: str):  # the split names the entry's extras too
+        return hash_key(split, measurement_key(key[(s, seed)], getattr(sets, split), cfg.gen_tokens, cfg.llm_precision))
+
     # The first seed's trained models (540 MB each in fp32 for the full fine-tunes) wait in a temporary
     # folder between steps 2 and 4; it is removed on return and on any error.
     with tempfile.TemporaryDirectory(prefix="ckt-protocol-") as tmp:
-        keep = Path(tmp)
-        validation, stats, kept = {}, [], {}
-        for s in settings:
-            model, st = finetune(llm, tokenizer, sets, s, cfg, first)
-            stats.append({"setting": s.label, "arm": s.arm, "seed": first, **st})
-            kept[s] = keep / f"{len(kept)}.pt"
-            torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
-            validation[s] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
-            log(f"validation: {s.label}: {summary_line(validation[s].means())} ({st['train_seconds']:.0f} s training)")
-            del model
-            release_memory()
+        kept: dict[Setting, Path] = {}
+
+        def model_of(s: Setting, seed: int):
+            """(model, stats of a new fine-tune or None): step 2's kept model if there is one, else trained."""
+            if seed == first and s in kept:
+                path = kept.pop(s)
+                model = _restore(llm, s, path, cfg)
+                path.unlink()
+                return model, None
+            return finetune(llm, tokenizer, sets, s, cfg, seed)
+
+        validation = {}
+        for i, s in enumerate(settings):
+            def train_and_validate(s=s, i=i):
+                model, st = finetune(llm, tokenizer, sets, s, cfg, first)
+                kept[s] = Path(tmp) / f"{i}.pt"
+                torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
+                m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
+                del model
+                release_memory()
+                return m, {"stats": st}
+
+            validation[s], extra, hit = cached_measurement(FINETUNES, cache_entry(s, first, "validation"),
+                                                           train_and_validate)
+            stats.append({"setting": s.label, "arm": s.arm, "seed": first, **extra["stats"]})
+            log(f"validation: {s.label}: {summary_line(validation[s].means())} "
+                + ("(cached)" if hit else f"({extra['stats']['train_seconds']:.0f} s training)"))
         clock["validation"] = time.perf_counter()
         arms: dict[str, list[Setting]] = {}
         for s in settings:
@@ -168,35 +178,40 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
         heldout, ortho, patch_dir, w0_tops = {}, [], None, {}
         for seed in seeds:
             for arm, s in chosen.items():
-                if seed == first:
-                    model = _restore(llm, s, kept[s], cfg)
-                    kept[s].unlink()
-                else:
-                    model, st = finetune(llm, tokenizer, sets, s, cfg, seed)
-                    stats.append({"setting": s.label, "arm": arm, "seed": seed, **st})
-                ortho += [{"arm": arm, "method": s.method, "seed": seed, **row}
-                          for row in orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)]
+                def train_and_test(s=s, seed=seed):
+                    model, st = model_of(s, seed)
+                    extra = {"ortho": orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)}
+                    if seed != first:  # the first seed's training is logged with its validation entry
+                        extra["stats"] = st
+                    if s.method == "lora" and seed == first:
+                        keep_adapter(model, key[(s, seed)])
+                    m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
+                    del model
+                    release_memory()
+                    return m, extra
+
+                heldout[(arm, seed)], extra, hit = cached_measurement(FINETUNES, cache_entry(s, seed, "heldout"),
+                                                                      train_and_test)
+                if "stats" in extra:
+                    stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
+                ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
                 if s.method == "lora" and seed == first:
-                    patch_dir = str(save_patch(model, s, first, cfg))
-                heldout[(arm, seed)] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout,
-                                               cfg.gen_tokens)
-                log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}")
-                del model
-                release_memory()
+                    patch_dir = str(kept_adapter(key[(s, seed)]) or _adapter_again(model_of, s, seed, key))
+                log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
+                    + (" (cached)" if hit else ""))
     clock["heldout"] = time.perf_counter()
     seconds = {"base": clock["base"] - clock["start"], "validation": clock["validation"] - clock["base"],
                "heldout": clock["heldout"] - clock["validation"]}
     return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats, patch_dir, seconds)
 
 
-def save_patch(model, s: Setting, seed: int, cfg) -> Path:
-    """Save a trained LoRA adapter on its own (peft's ``save_pretrained``: a few MB) in the cache, one
-    folder per (model, setting, seed, training settings), written atomically; returns the folder."""
-    key = hash_key(cfg.llm, s.label, seed, cfg.patch_rank, list(cfg.patch_targets), cfg.patch_epochs,
-                   cfg.patch_train_examples, cfg.llm_precision, library_versions())
-    final = subdir("lora-patches") / key
-    build_once(final, lambda tmp: model.save_pretrained(str(tmp)), force=True)
-    return final
+def _adapter_again(model_of, s: Setting, seed: int, key: dict) -> Path:
+    """A cached held-out measurement whose adapter is gone from the cache: the adapter is trained again."""
+    model, _ = model_of(s, seed)
+    folder = keep_adapter(model, key[(s, seed)])
+    del model
+    release_memory()
+    return folder
 
 
 def release_memory() -> None:

@@ -7,7 +7,8 @@ For each seed, :func:`run_user_finetunes`
 2. builds every arm's training data (:func:`ckt.sot.llm_mix.finetune_sets`: no selection, random, SOT with
    its K chosen on the validation mix and its importance weights, the oracle);
 3. fine-tunes the patched start on each (:func:`~ckt.safety_patch.user_finetune.user_finetune`) and measures
-   the result on chapter 07's held-out prompts.
+   the result on chapter 07's held-out prompts. Each measurement is cached by what determines it
+   (:mod:`ckt.safety_patch.runcache`): a rerun trains only the fine-tunes whose data, settings or code changed.
 
 The start itself is measured once on the same prompts (cached on disk like chapter 07's base model,
 :func:`~ckt.safety_patch.protocol.base_measurement`), so the table shows the safety erosion (start →
@@ -27,8 +28,9 @@ from ..sot.llm_mix import FINETUNE_ARMS, LLM_SELECTORS, finetune_sets, llm_mix, 
 from ..sot.selection import sot_options
 from .measure import Measurement, helpfulness_loglik, measure
 from .protocol import base_measurement, measured_as, release_memory, summary_line
+from .runcache import FINETUNES, cached_measurement, measurement_key
 from .sets import ProtocolSets
-from .user_finetune import check_user_data_disjoint, user_finetune
+from .user_finetune import check_user_data_disjoint, user_finetune, user_key
 
 START = "patched start"
 FT_KEYS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")  # logged per fine-tune
@@ -60,13 +62,20 @@ def run_user_finetunes(start, tokenizer, sets: ProtocolSets, cfg, seeds: Sequenc
         for arm, sel in chosen.items():
             rows.append({"arm": arm, "seed": seed, "pairs": len(sel.pairs), "keep_fraction": sel.keep_fraction,
                          "harmful_recall": sel.harmful_recall})
-            model, st = user_finetune(start, tokenizer, sel.pairs, cfg, seed, sel.weights)
-            stats.append({"arm": arm, "seed": seed, **st})
-            heldout[(arm, seed)] = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout,
-                                           cfg.gen_tokens)
-            del model
-            release_memory()
-            log(f"{arm} (seed {seed}, {len(sel.pairs)} pairs, {st['train_seconds']:.0f} s training): "
+
+            def train_and_test(sel=sel, seed=seed):
+                model, st = user_finetune(start, tokenizer, sel.pairs, cfg, seed, sel.weights)
+                m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
+                del model
+                release_memory()
+                return m, {"stats": st}
+
+            key = measurement_key(user_key(start, sel.pairs, cfg, seed, sel.weights), sets.heldout, cfg.gen_tokens,
+                                  cfg.llm_precision)
+            heldout[(arm, seed)], extra, hit = cached_measurement(FINETUNES, key, train_and_test)
+            stats.append({"arm": arm, "seed": seed, **extra["stats"]})
+            done = "cached" if hit else f"{extra['stats']['train_seconds']:.0f} s training"
+            log(f"{arm} (seed {seed}, {len(sel.pairs)} pairs, {done}): "
                 f"{summary_line(heldout[(arm, seed)].means(), FT_KEYS)}")
     return UserFinetuneResult(start_m, heldout, pd.DataFrame(rows), stats, time.perf_counter() - began)
 

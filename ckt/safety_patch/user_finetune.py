@@ -18,13 +18,15 @@ harmful; the question is whether the model's safety survives, and whether select
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import pandas as pd
 
 from ..data.overlaps import check_disjoint
-from .patch import merge, refusal_sft
-from .protocol import SFT_TOKENS, Setting, finetune
+from .patch import attach, merge, refusal_sft
+from .protocol import SFT_TOKENS, Setting, finetune, protocol_key
+from .runcache import finetune_key, keep_adapter, kept_adapter
 from .sets import ProtocolSets
 
 PATCH_SEED = 0  # the start is one fixed model: chapter 07's first-seed patch
@@ -32,8 +34,14 @@ PATCH_SEED = 0  # the start is one fixed model: chapter 07's first-seed patch
 
 def patched_start(llm, tokenizer, sets: ProtocolSets, cfg):
     """Chapter 07's default LoRA patch (lr ``cfg.patch_lr``, seed :data:`PATCH_SEED`) merged into a copy of
-    ``llm``; returns (model in eval mode, the patch's training stats)."""
-    patched, stats = finetune(llm, tokenizer, sets, Setting("lora", float(cfg.patch_lr)), cfg, PATCH_SEED)
+    ``llm``; returns (model in eval mode, the patch's training stats, or None when its adapter came from the
+    cache, where chapter 07 or an earlier run left it)."""
+    setting = Setting("lora", float(cfg.patch_lr))
+    key = protocol_key(llm, sets, setting, cfg, PATCH_SEED)
+    if (folder := kept_adapter(key)) is not None:
+        return merge(attach(copy.deepcopy(llm), folder)).eval(), None
+    patched, stats = finetune(llm, tokenizer, sets, setting, cfg, PATCH_SEED)
+    keep_adapter(patched, key)
     return merge(patched).eval(), stats
 
 
@@ -47,6 +55,13 @@ def user_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, weights
     return refusal_sft(start, tokenizer, list(pairs["prompt"]), list(pairs["response"]), method="lora",
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs, lr=cfg.user_lr,
                        seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision, weights=weights)
+
+
+def user_key(start, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float] | None = None) -> str:
+    """:func:`~ckt.safety_patch.runcache.finetune_key` of :func:`user_finetune`'s run."""
+    return finetune_key(start, list(pairs["prompt"]), list(pairs["response"]), method="lora", lr=cfg.user_lr,
+                        seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs,
+                        precision=cfg.llm_precision, weights=weights)
 
 
 def check_user_data_disjoint(sets: ProtocolSets, named_pairs: dict[str, Sequence[str]]) -> None:

@@ -1,0 +1,123 @@
+"""The LLM chapters' fine-tunes, kept on disk by what determines them, so that a rerun trains only what changed.
+
+A fine-tune is the costly step of chapters 06 and 07 (a minute or more each on a CPU). Its *measurements*
+(every greedy reply and per-prompt score, a few tens of KB) and a LoRA patch's adapter (a few MB) are cached;
+the trained models themselves are not (540 MB each for a full fine-tune). A rerun that changes a verdict rule,
+a margin, the prose or another chapter trains nothing; a rerun that changes one setting trains that setting.
+
+**Keys.** :func:`finetune_key` names a fine-tune by everything its weights depend on:
+
+- the starting model's weights (:func:`model_hash`) and the device it trains on;
+- every training text (prompt and response), every per-pair weight, and the seed;
+- the method, learning rate, rank, target modules, epochs and arithmetic (``precision``);
+- the source of every module of :mod:`ckt.safety_patch` (:func:`code_hash`) and the versions of the libraries
+  that shape the numbers.
+
+:func:`measurement_key` adds what a measurement depends on: every prompt of the set, ``gen_tokens`` and the
+arithmetic. A change to any part gives a new key, so an entry is computed again, never reused. Entries are
+written atomically and carry their key; one that fails to parse or carries another key is recomputed.
+Timing figures in an entry (``train_seconds``) are those of the run that computed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..data.cache import build_once, hash_key, library_versions, subdir, texts_key
+from .measure import Measurement
+from .sets import PromptSets
+
+PACKAGE = Path(__file__).parent
+FINETUNES = "llm-finetunes"  # the cache's folder of fine-tuned models' measurements
+# The modules a measurement of a given model depends on (the base model's cache key uses only these).
+MEASURE_CODE = ("decode.py", "measure.py", "judge.py", "refusal.py", "sets.py")
+
+
+def code_hash(files: Sequence[str] | None = None) -> str:
+    """sha256 of the source of ``files`` in this package (default: every module of it), 16 hex digits."""
+    names = sorted(p.name for p in PACKAGE.glob("*.py")) if files is None else files
+    h = hashlib.sha256()
+    for name in names:
+        h.update(name.encode() + b"\x00" + (PACKAGE / name).read_bytes() + b"\x00")
+    return h.hexdigest()[:16]
+
+
+def model_hash(model) -> str:
+    """A fingerprint of a model's weights: every tensor's name and its first 1,024 values."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().reshape(-1)[:1024].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def device_of(model) -> str:
+    return next(model.parameters()).device.type
+
+
+def prompts_key(sets: PromptSets) -> str:
+    """Every text and label a measurement reads."""
+    return texts_key([*sets.harmful, *sets.jailbreak, *sets.benign, *sets.helpful, *sets.references,
+                      *sets.sentiment, *map(str, sets.sentiment_labels), *sets.ppl_texts])
+
+
+def finetune_key(start, prompts: Sequence[str], responses: Sequence[str], *, method: str, lr: float, seed: int,
+                 rank: int, targets: Sequence[str], epochs: int, precision: str,
+                 weights: Sequence[float] | None = None) -> str:
+    """The name of one fine-tune of ``start`` (see the module docstring)."""
+    return hash_key("finetune", model_hash(start), device_of(start), texts_key(prompts), texts_key(responses),
+                    None if weights is None else [float(w) for w in weights], int(seed), method, float(lr),
+                    int(rank), list(targets), int(epochs), precision, code_hash(), library_versions())
+
+
+def measurement_key(trained: str, sets: PromptSets, gen_tokens: int, precision: str) -> str:
+    """The name of one measurement: a fine-tune's key (or a model's fingerprint) and the prompts it answers."""
+    return hash_key("measurement", trained, prompts_key(sets), int(gen_tokens), precision)
+
+
+def cached_measurement(kind: str, key: str, compute: Callable[[], tuple[Measurement, dict]]
+                       ) -> tuple[Measurement, dict, bool]:
+    """``compute()`` -> (measurement, extra: JSON-able) once per key, kept in ``<cache>/<kind>/<key>.json``.
+    Returns (measurement, extra, True when it was read from the cache)."""
+    final = subdir(kind) / f"{key}.json"
+
+    def build(tmp: Path):
+        m, extra = compute()
+        tmp.write_text(json.dumps({"key": key, "items": {k: np.asarray(v).tolist() for k, v in m.items.items()},
+                                   "replies": m.replies, "perplexity": m.perplexity, "extra": extra}))
+        return m, extra, False
+
+    def load(path: Path):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("key") != key:
+            return None
+        items = {k: np.asarray(v, dtype=float) for k, v in doc["items"].items()}
+        return Measurement(items, doc["replies"], float(doc["perplexity"])), doc.get("extra", {}), True
+
+    return build_once(final, build, load)
+
+
+def adapter_folder(key: str) -> Path:
+    """Where the LoRA adapter of fine-tune ``key`` is kept (``<cache>/lora-patches/<key>``)."""
+    return subdir("lora-patches") / key
+
+
+def keep_adapter(peft_model, key: str) -> Path:
+    """Save a trained LoRA adapter on its own (peft's ``save_pretrained``), atomically; returns its folder."""
+    final = adapter_folder(key)
+    build_once(final, lambda tmp: peft_model.save_pretrained(str(tmp)), force=True)
+    return final
+
+
+def kept_adapter(key: str) -> Path | None:
+    """The folder of fine-tune ``key``'s adapter if it is in the cache, else None."""
+    folder = adapter_folder(key)
+    return folder if (folder / "adapter_config.json").exists() else None
