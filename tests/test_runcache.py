@@ -157,7 +157,7 @@ def test_a_protocol_rerun_trains_nothing_it_measured_and_gives_the_same_results(
     last = protocol.run_protocol(tiny, smollm_tokenizer, sets, CFG, [0, 1], settings, _choose_lr(1e-3),
                                  log=lambda _: None)
     assert [(c[3].lr, c[5]) for c in calls] == [(1e-3, 0)] and last.patch_dir == other.patch_dir
-    assert runcache.kept_adapter(Path(other.patch_dir).name) == Path(other.patch_dir)
+    assert runcache.find_adapter(Path(other.patch_dir).name) == Path(other.patch_dir)
 
 
 @pytest.mark.slow

@@ -45,11 +45,11 @@ from .runcache import (
     cached_measurement,
     code_hash,
     device_of,
+    find_adapter,
     finetune_key,
-    keep_adapter,
-    kept_adapter,
     measurement_key,
     model_hash,
+    save_adapter,
 )
 from .sets import PromptSets, ProtocolSets, training_mix
 
@@ -184,7 +184,7 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
                     if seed != first:  # the first seed's training is logged with its validation entry
                         extra["stats"] = st
                     if s.method == "lora" and seed == first:
-                        keep_adapter(model, key[(s, seed)])
+                        save_adapter(model, key[(s, seed)])
                     m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
                     del model
                     release_memory()
@@ -196,22 +196,17 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
                     stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
                 ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
                 if s.method == "lora" and seed == first:
-                    patch_dir = str(kept_adapter(key[(s, seed)]) or _adapter_again(model_of, s, seed, key))
+                    folder = find_adapter(key[(s, seed)])
+                    if folder is None:  # a cached measurement whose adapter is gone from the cache: train it again
+                        folder = save_adapter(model_of(s, seed)[0], key[(s, seed)])
+                        release_memory()
+                    patch_dir = str(folder)
                 log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
                     + (" (cached)" if hit else ""))
     clock["heldout"] = time.perf_counter()
     seconds = {"base": clock["base"] - clock["start"], "validation": clock["validation"] - clock["base"],
                "heldout": clock["heldout"] - clock["validation"]}
     return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats, patch_dir, seconds)
-
-
-def _adapter_again(model_of, s: Setting, seed: int, key: dict) -> Path:
-    """A cached held-out measurement whose adapter is gone from the cache: the adapter is trained again."""
-    model, _ = model_of(s, seed)
-    folder = keep_adapter(model, key[(s, seed)])
-    del model
-    release_memory()
-    return folder
 
 
 def release_memory() -> None:

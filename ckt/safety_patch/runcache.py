@@ -30,6 +30,7 @@ import numpy as np
 
 from ..data.cache import build_once, hash_key, library_versions, subdir, texts_key
 from .measure import Measurement
+from .patch import save_patch
 from .sets import PromptSets
 
 PACKAGE = Path(__file__).parent
@@ -110,14 +111,15 @@ def adapter_folder(key: str) -> Path:
     return subdir("lora-patches") / key
 
 
-def keep_adapter(peft_model, key: str) -> Path:
-    """Save a trained LoRA adapter on its own (peft's ``save_pretrained``), atomically; returns its folder."""
+def save_adapter(peft_model, key: str) -> Path:
+    """Save fine-tune ``key``'s LoRA adapter on its own (:func:`~ckt.safety_patch.patch.save_patch`) in the
+    cache, atomically; returns its folder."""
     final = adapter_folder(key)
-    build_once(final, lambda tmp: peft_model.save_pretrained(str(tmp)), force=True)
+    build_once(final, lambda tmp: save_patch(peft_model, tmp), force=True)
     return final
 
 
-def kept_adapter(key: str) -> Path | None:
+def find_adapter(key: str) -> Path | None:
     """The folder of fine-tune ``key``'s adapter if it is in the cache, else None."""
     folder = adapter_folder(key)
     return folder if (folder / "adapter_config.json").exists() else None

@@ -26,7 +26,7 @@ import pandas as pd
 from ..data.overlaps import check_disjoint
 from .patch import attach, merge, refusal_sft
 from .protocol import SFT_TOKENS, Setting, finetune, protocol_key
-from .runcache import finetune_key, keep_adapter, kept_adapter
+from .runcache import find_adapter, finetune_key, save_adapter
 from .sets import ProtocolSets
 
 PATCH_SEED = 0  # the start is one fixed model: chapter 07's first-seed patch
@@ -38,10 +38,10 @@ def patched_start(llm, tokenizer, sets: ProtocolSets, cfg):
     cache, where chapter 07 or an earlier run left it)."""
     setting = Setting("lora", float(cfg.patch_lr))
     key = protocol_key(llm, sets, setting, cfg, PATCH_SEED)
-    if (folder := kept_adapter(key)) is not None:
+    if (folder := find_adapter(key)) is not None:
         return merge(attach(copy.deepcopy(llm), folder)).eval(), None
     patched, stats = finetune(llm, tokenizer, sets, setting, cfg, PATCH_SEED)
-    keep_adapter(patched, key)
+    save_adapter(patched, key)
     return merge(patched).eval(), stats
 
 
