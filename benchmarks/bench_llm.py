@@ -20,17 +20,9 @@ from pathlib import Path
 import torch
 
 from ckt.config import Config
-from ckt.safety_patch import (
-    greedy_replies,
-    helpfulness_loglik,
-    judge_refusals,
-    load_llm,
-    protocol_sets,
-    training_mix,
-)
-from ckt.safety_patch.patch import add_lora, reply_loss, sft_batch
-from ckt.safety_patch.protocol import SFT_TOKENS
-from ckt.safety_patch.refusal import generate
+from ckt.llm import greedy_replies, helpfulness_loglik, judge_refusals, load_llm, protocol_sets, training_mix
+from ckt.llm.refusal import generate
+from ckt.llm.sft import SFT_TOKENS, add_lora, reply_loss, sft_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import report, timer  # noqa: E402 - benchmarks/ is not a package: its helper is found on sys.path

@@ -141,11 +141,11 @@ class Config:
                     "a folder, or an HF name")
     patch_rank: int = _llm(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
     patch_targets: list = _llm(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
-    patch_train_examples: int = _llm(96, "SFT examples per fine-tune (safety and general together, at the mix's "
-                                     "ratio)", range=(2, 1000))
-    patch_epochs: int = _llm(1, "epochs of SFT", range=(1, 100))
-    patch_lr: float = _llm(2e-4, "LoRA learning rate where none is searched (chapter 07 chooses it on "
-                           "validation from lora_lrs)", range=(1e-7, 1.0))
+    patch_train_examples: int = _llm(240, "SFT pairs per fine-tune of the patch (safety and general together, at the "
+                                     "mix's ratio); with patch_epochs at batch 8, every method gets the same "
+                                     "optimizer steps", range=(2, 1000))
+    patch_epochs: int = _llm(2, "epochs of the patch's SFT (240 pairs x 2 epochs at batch 8 = 60 steps)",
+                             range=(1, 100))
     val_prompts: int = _llm(64, "prompts in each validation set (harmful, benign, helpfulness, sentiment; "
                             "jailbreak: half)", range=(4, 90))
     eval_harmful: int = _llm(200, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",
@@ -157,9 +157,12 @@ class Config:
                              range=(1, 581))
     eval_sentiment: int = _llm(64, "held-out benchmark sentences for zero-shot sentiment in words",
                                range=(2, 400))
-    llm_precision: str = _llm("bf16", "LLM arithmetic: 'bf16' = fine-tuning under bfloat16 autocast and measuring a "
-                              "bfloat16 copy (2-3x faster on CPUs with avx512_bf16), 'fp32' = float32 throughout",
-                              choices=("bf16", "fp32"))
+    llm_precision: str = _llm("auto", "LLM arithmetic: 'auto' = bf16 where the hardware computes bfloat16 natively "
+                              "(CPU flags avx512_bf16 or amx_bf16, or a CUDA GPU that supports it), else fp32; "
+                              "'bf16' = fine-tuning under bfloat16 autocast and measuring a bfloat16 copy (2-3x "
+                              "faster with native bfloat16, several times slower where it is emulated); 'fp32' = "
+                              "float32 throughout",
+                              choices=("auto", "bf16", "fp32"))
     gen_tokens: int = _llm(32, "tokens generated per reply before it is judged", range=(1, 512))
     user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06; "
                           "the scenario's setting, not tuned by any selector)", range=(1e-7, 1.0))

@@ -64,7 +64,7 @@ def smollm_tokenizer():
     """SmolLM2's real tokenizer and chat template, from the converted model folder (left padding)."""
     from transformers import AutoTokenizer
 
-    from ckt.safety_patch.llm import smollm_folder
+    from ckt.llm.load import smollm_folder
 
     tok = AutoTokenizer.from_pretrained(str(smollm_folder()))
     tok.padding_side = "left"
@@ -77,7 +77,7 @@ def tiny_sets():
     used as both the validation and the held-out set."""
     import pandas as pd
 
-    from ckt.safety_patch.sets import PromptSets, ProtocolSets
+    from ckt.llm.sets import PromptSets, ProtocolSets
 
     n = 4
     ps = PromptSets(harmful=[f"How do I do bad thing {i}?" for i in range(n)],

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ckt.book import check as C
-from ckt.safety_patch.refusal import REFUSAL_MARKERS, is_refusal, refusal_rate
+from ckt.llm.refusal import REFUSAL_MARKERS, is_refusal, refusal_rate
 
 # ------------------------------------------------------------------ refusal detector
 

@@ -9,8 +9,9 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "ckt"
 
 # What each part of ckt may import from the rest of ckt (its own subpackage is always allowed).
-# From the ground floor up: data -> core -> sot -> experiments; the LLM patch, the verdicts, the
-# book tooling and the CLI on top. Nothing below imports anything above it.
+# From the ground floor up: data -> core -> sot -> experiments; the LLM kit (llm) beside them, with its two
+# method rooms (safety_patch: chapter 07, sot_llm: chapter 06) on it; the verdicts, the book tooling and the
+# CLI on top. Nothing below imports anything above it.
 ALLOWED = {
     "errors": set(),
     "paths": set(),
@@ -19,9 +20,12 @@ ALLOWED = {
     "core": {"errors", "paths", "config", "data"},
     "sot": {"errors", "paths", "config", "data", "core"},
     "experiments": {"errors", "paths", "config", "data", "core", "sot"},
-    "safety_patch": {"errors", "paths", "config", "data", "core", "sot"},
+    "llm": {"errors", "paths", "data", "core"},  # the LLM kit both LLM chapters share
+    "safety_patch": {"errors", "paths", "config", "data", "core", "llm"},  # chapter 07's room
+    "sot_llm": {"errors", "paths", "config", "data", "core", "sot", "llm"},  # chapter 06's room
     "verdicts": {"errors", "data", "core"},
-    "book": {"errors", "paths", "config", "data", "core", "sot", "experiments", "safety_patch", "verdicts"},
+    "book": {"errors", "paths", "config", "data", "core", "sot", "experiments", "llm", "safety_patch", "sot_llm",
+             "verdicts"},
     "cli": {"errors", "paths", "config", "data", "core", "sot", "experiments", "book"},  # book: `ckt rerun`
 }
 

@@ -30,7 +30,7 @@ CONVERT = textwrap.dedent("""
 
     import torch
     from safetensors.torch import load_file
-    from ckt.safety_patch.llm import GGUF_MEMBER, convert_gguf, plain_model
+    from ckt.llm.load import GGUF_MEMBER, convert_gguf, plain_model
 
     out = convert_gguf(Path(sys.argv[1]), GGUF_MEMBER, Path(sys.argv[2]))
     state = load_file(str(out / "model.safetensors"))
@@ -63,7 +63,7 @@ def test_plain_model_refuses_packed_weights():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ckt.errors import ModelError
-    from ckt.safety_patch.llm import plain_model
+    from ckt.llm.load import plain_model
 
     model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1))

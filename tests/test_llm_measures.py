@@ -1,15 +1,14 @@
-"""The LLM chapter's measurements (ckt.safety_patch.refusal) on a tiny word-level tokenizer and a tiny
+"""The LLM chapter's measurements (ckt.llm.refusal) on a tiny word-level tokenizer and a tiny
 random Llama, both built in the test (no file, no download): perplexity against a hand loop over
 unpadded texts, greedy generation with and without left padding, and zero-shot sentiment accuracy
 through a stub model whose next-token probabilities are set by hand."""
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from ckt.safety_patch.refusal import generate, perplexity, sentiment_accuracy
+from ckt.llm.refusal import generate, perplexity
 
 WORDS = ("the a film plot was good bad meh great dull very and it is not Review : Is sentiment of this review "
          "positive or negative ? Answer with one word . Positive Negative hello tell me story").split()
@@ -92,42 +91,3 @@ def test_generate_is_greedy_and_left_padding_gives_the_unpadded_reply(tiny, toke
             new.append(nxt)
     assert batched[0] == tokenizer.decode(new, skip_special_tokens=True).strip()
     assert all(isinstance(r, str) and r == r.strip() for r in batched)
-
-
-class StubLM:
-    """The next-token distribution after each prompt is set by which review word the prompt holds; a row
-    whose last position is padding (right padding) would get the opposite answer."""
-
-    device = torch.device("cpu")
-
-    def __init__(self, tokenizer, table):
-        self.tok, self.table = tokenizer, table
-        self.rows_seen = 0
-
-    def __call__(self, input_ids, attention_mask=None, position_ids=None, **_):
-        vocab = len(self.tok)
-        logits = torch.full((*input_ids.shape, vocab), -50.0)
-        word_id = {self.tok.convert_tokens_to_ids(w): w for w in self.table}
-        for b, row in enumerate(input_ids.tolist()):
-            word = next(word_id[i] for i in row if i in word_id)
-            probs = self.table[word]
-            if row[-1] == self.tok.pad_token_id:
-                probs = {"negative" if k.lower() == "positive" else "positive": v for k, v in probs.items()}
-            for answer, p in probs.items():
-                logits[b, -1, self.tok.convert_tokens_to_ids(answer)] = math.log(p)
-        self.rows_seen += input_ids.shape[0]
-        return SimpleNamespace(logits=logits)
-
-
-def test_sentiment_accuracy_sums_capitalisations_by_hand(tokenizer):
-    table = {
-        "good": {"positive": 0.3, "Positive": 0.3, "negative": 0.4},  # positive only when summed: 0.6 > 0.4
-        "bad": {"negative": 0.5, "Negative": 0.2, "positive": 0.3},  # negative
-        "meh": {"Positive": 0.45, "negative": 0.55},  # negative
-    }
-    model = StubLM(tokenizer, table)
-    texts = ["good film", "a bad plot", "meh film", "very good plot", "bad bad film"]
-    labels = [1, 0, 1, 0, 1]  # predictions 1, 0, 0, 1, 0: right, right, wrong, wrong, wrong
-    assert sentiment_accuracy(model, tokenizer, texts, labels, batch_size=2) == pytest.approx(40.0)
-    assert model.rows_seen == 5
-    assert sentiment_accuracy(model, tokenizer, texts, [1, 0, 0, 1, 0], batch_size=3) == pytest.approx(100.0)

@@ -1,4 +1,4 @@
-"""SOT's LLM fine-tuning scenario (ckt.sot.llm_mix): the contaminated mix, its references, the K rule and the
+"""SOT's LLM fine-tuning scenario (ckt.sot_llm.mix): the contaminated mix, its references, the K rule and the
 selectors, against hand computation."""
 
 import numpy as np
@@ -6,9 +6,11 @@ import pytest
 
 from ckt.data import check_disjoint
 from ckt.errors import ConfigError
-from ckt.sot.llm_mix import (
+from ckt.sot_llm.mix import (
     KEEP_GRID,
     choose_keep_fraction,
+    choose_push,
+    common_share,
     finetune_sets,
     llm_mix,
     llm_selector_scores,
@@ -81,6 +83,33 @@ def test_selection_run_with_an_embedding_that_separates_the_sources():
     assert by["none"]["harmful_recall"] == 100.0 and by["none"]["keep_fraction"] == 1.0
     assert by["oracle"]["harmful_recall"] == 0.0 and by["nearest-harm"]["harmful_recall"] == 0.0
     assert {c["selector"] for c in curve} == {"nearest-harm", "oracle"}
+    # at the common K (the clean count, 90 of 100 on the test mix) the oracle and nearest-harm keep no contaminant;
+    # keeping everything has no K
+    assert by["oracle"]["harmful_recall_common"] == 0.0 and by["nearest-harm"]["harmful_recall_common"] == 0.0
+    assert np.isnan(by["none"]["harmful_recall_common"])
+
+
+def test_the_common_share_is_the_mixs_clean_share():
+    mix = llm_mix("test", 90, 0.1, 10, 10, "cross", seed=0)  # 90 clean + round(0.1 · 90 / 0.9) = 10 harmful
+    assert common_share(mix) == pytest.approx(0.9)
+
+
+def test_choose_push_takes_the_gamma_with_the_best_validation_youden_and_the_first_on_ties(monkeypatch):
+    from ckt.sot_llm import mix as M
+
+    contaminant = np.arange(40) < 8
+    # a stand-in for the OT weights: γ = 1 ranks the 8 contaminants lowest (J = 1 at q = 0.8); γ = 0.25 and 4
+    # rank them among the clean pairs (J < 1)
+    def fake_weights(z, safe, harm, push, **_):
+        order = np.arange(40, dtype=float) if push == 1.0 else np.roll(np.arange(40, dtype=float), 4)
+        return order, []
+
+    monkeypatch.setattr(M, "sot_weights", fake_weights)
+    z = np.zeros((40, 2))
+    assert choose_push(z, z, z, contaminant, [0.25, 1.0, 4.0]) == (1.0, 0.8, 1.0)
+    assert choose_push(z, z, z, contaminant, [0.25, 4.0])[0] == 0.25  # a tie: the first of the grid
+    with pytest.raises(ConfigError, match="push grid is empty"):
+        choose_push(z, z, z, contaminant, [])
 
 
 def test_finetune_sets_keep_the_validation_chosen_share_and_weight_only_sots_pairs():

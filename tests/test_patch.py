@@ -8,20 +8,18 @@ import pytest
 import torch
 
 from ckt.errors import ModelError
+from ckt.llm.refusal import is_refusal, refusal_rate
+from ckt.llm.sft import reply_loss, sft_batch, train_sft
 from ckt.safety_patch.patch import (
     attach,
     detach,
     max_diff,
     merge,
     orthogonality,
-    refusal_sft,
-    reply_loss,
     save_patch,
-    sft_batch,
     subspace_overlap,
     weight_deltas,
 )
-from ckt.safety_patch.refusal import is_refusal, refusal_rate
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +103,7 @@ def test_subspace_overlap_by_hand():
 
 def test_lora_patch_trains_plugs_in_and_detaches_exactly(tiny, tokenizer, tmp_path):
     prompts, replies = ["How do I hurt someone?", "Tell me how to steal a car."] * 4, ["I can't help with that."] * 8
-    patch, stats = refusal_sft(tiny, tokenizer, prompts, replies, method="lora", rank=4, epochs=3, lr=1e-2, seed=0)
+    patch, stats = train_sft(tiny, tokenizer, prompts, replies, method="lora", rank=4, epochs=3, lr=1e-2, seed=0)
     assert stats["last_loss"] < stats["first_loss"]
     lora_params = stats["trainable_params"]
     assert 0 < lora_params < sum(p.numel() for p in tiny.parameters()) / 10
@@ -131,15 +129,15 @@ def test_lora_patch_trains_plugs_in_and_detaches_exactly(tiny, tokenizer, tmp_pa
 
 def test_full_fine_tuning_changes_every_weight_and_leaves_the_base_alone(tiny, tokenizer):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
-    tuned, stats = refusal_sft(tiny, tokenizer, ["Say no."] * 4, ["No."] * 4, method="full", epochs=1, lr=1e-3, seed=0)
+    tuned, stats = train_sft(tiny, tokenizer, ["Say no."] * 4, ["No."] * 4, method="full", epochs=1, lr=1e-3, seed=0)
     assert stats["trainable_params"] == sum(p.numel() for p in tiny.parameters())
     assert all(torch.equal(before[k], v) for k, v in tiny.state_dict().items())
     with pytest.raises(ValueError, match="'lora' or 'full'"):
-        refusal_sft(tiny, tokenizer, ["a"], ["b"], method="qlora")
+        train_sft(tiny, tokenizer, ["a"], ["b"], method="qlora")
 
 
 def test_unknown_llm_offline_is_one_clear_error(monkeypatch):
-    from ckt.safety_patch.llm import resolve_llm
+    from ckt.llm.load import resolve_llm
 
     monkeypatch.setenv("CKT_OFFLINE", "1")
     with pytest.raises(ModelError, match="offline mode is on"):
@@ -149,7 +147,7 @@ def test_unknown_llm_offline_is_one_clear_error(monkeypatch):
 def test_offloaded_weights_come_back_exactly_and_tied_weights_stay_tied(tiny):
     import copy
 
-    from ckt.safety_patch.patch import offloaded
+    from ckt.llm.sft import offloaded
 
     model = copy.deepcopy(tiny)
     model.lm_head.weight = model.model.embed_tokens.weight  # tied, as in SmolLM2

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ckt.book import patch_report as R
-from ckt.safety_patch.measure import Measurement
+from ckt.llm.measure import Measurement
 from ckt.safety_patch.protocol import ProtocolResult, Setting
 
 N, SEEDS = 60, [0, 1]
@@ -24,6 +24,7 @@ def scores(refusal, jailbreak, over, help_shift=0.0, sentiment=None):
              "sentiment_accuracy": rate(sentiment if sentiment is not None else 50)}
     for m in ("refusal", "jailbreak_refusal", "over_refusal"):
         items[f"{m}_classifier"] = items[m].copy()
+        items[f"{m}_trained_style"] = rate(round(items[m].mean()) // 2)  # half the refusals in a trained style
     return Measurement(items, {"harmful": [], "jailbreak": [], "benign": []}, 20.0)
 
 
@@ -54,13 +55,33 @@ def test_tables_list_every_arm_with_its_means(result):
     assert table.loc["LoRA (safety only)", "refusal_mean"] == pytest.approx(60.0)
     assert table.loc["full FT 1:0", "over_refusal_mean"] == pytest.approx(80.0)
     assert table.loc["base", "perplexity"] == 20.0
+    assert table.loc["LoRA (safety only)", "refusal_trained_style_mean"] == pytest.approx(30.0)
     val = R.validation_table(result).set_index("setting")
-    assert val.loc["full FT 1:0, lr 1e-05", "margin_excess"] == pytest.approx(80 / 2 - 1)  # over-refusal 80 pp
-    assert val.loc["LoRA, lr 0.0002", "chosen"] == "✓"
+    full0 = val.loc["full FT 1:0, lr 1e-05"]
+    assert full0["over_refusal"] == pytest.approx(80.0) and full0["over_rise_upper"] >= 80.0
+    assert not full0["admissible"] and full0["excess"] >= 80 / 5 - 1  # a rise of 80 points, budget 5
+    assert full0["help_change_lower"] == pytest.approx(-0.5)  # every prompt 0.5 nats lower: an exact bound
+    lora = val.loc["LoRA, lr 0.0002"]
+    assert lora["chosen"] == "✓" and lora["admissible"] and lora["over_rise_upper"] == 0.0
+    assert lora["refusal_mean"] == pytest.approx(60.0)
+    assert lora["refusal_lo"] < 60.0 < lora["refusal_hi"]  # a 95% interval over the 60 validation prompts
+    assert val.loc["base model", "refusal_trained_style"] == pytest.approx(5.0)
 
 
 def test_best_ratio_is_chosen_on_validation(result):
-    assert R.best_ratio(result) == "full FT 1:4"  # 1:0 over-refuses on validation; 1:4 is inside the margins
+    assert R.best_ratio(result) == "full FT 1:4"  # 1:0 over-refuses on validation; 1:4 is inside the budget
+
+
+def test_corrected_rates_divide_by_the_judges_sensitivity(result, monkeypatch):
+    truth = np.r_[np.ones(80, bool), np.zeros(80, bool)]
+    pred = np.r_[np.ones(40, bool), np.zeros(120, bool)]  # Se = 0.5, Sp = 1: every rate doubles
+    monkeypatch.setattr(R, "human_agreement", lambda: (truth, pred))
+    table = R.corrected_table(result, SEEDS).set_index(["arm", "metric"])
+    assert table.loc[("LoRA (safety only)", "refusal"), "raw"] == pytest.approx(60.0)
+    assert table.loc[("LoRA (safety only)", "refusal"), "corrected"] == pytest.approx(100.0)  # 120, clipped
+    assert table.loc[("base", "refusal"), "corrected"] == pytest.approx(20.0)
+    row = table.loc[("base", "jailbreak_refusal")]
+    assert row["corrected"] == pytest.approx(40.0) and row["corrected_lo"] < 40.0 < row["corrected_hi"]
 
 
 def test_claims_follow_the_planted_effects(result):

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ckt.safety_patch.decode import chat_prefix, greedy_replies
-from ckt.safety_patch.judge import keyword_judge
-from ckt.safety_patch.measure import helpfulness_loglik, measure, sentiment_label
+from ckt.llm.decode import chat_prefix, greedy_replies
+from ckt.llm.judge import keyword_judge
+from ckt.llm.measure import helpfulness_loglik, measure, sentiment_label
+from ckt.llm.refusal import chat, generate, last_positions
+from ckt.llm.sets import REFUSAL_PARTS, ProtocolSets, compose_refusal, protocol_sets, training_mix
 from ckt.safety_patch.patch import projection_norms
-from ckt.safety_patch.refusal import chat, generate, last_positions
-from ckt.safety_patch.sets import REFUSAL_PARTS, ProtocolSets, compose_refusal, protocol_sets, training_mix
 from ckt.verdicts import margin_excess, pick_within_margins
 
 PROMPTS = ["hello there", "  starts with spaces and a {brace}", "Tell me a story about a cat.", "ok",
@@ -99,7 +99,7 @@ def test_greedy_replies_equal_generate_in_the_input_order(tiny, smollm_tokenizer
 def test_last_positions_keep_the_same_logits_and_hand_the_head_a_contiguous_input(tiny, smollm_tokenizer):
     """The index form of ``logits_to_keep`` gives the int form's logits; its hidden rows are contiguous, so
     a frozen LM head (every peft model) is one matrix product, not one per row (see ``last_positions``)."""
-    from ckt.safety_patch.patch import add_lora
+    from ckt.llm.sft import add_lora
 
     ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]])
     full = tiny(input_ids=ids).logits
@@ -118,7 +118,7 @@ def test_last_positions_keep_the_same_logits_and_hand_the_head_a_contiguous_inpu
 
 
 def test_greedy_replies_of_a_peft_model_equal_generate(tiny, smollm_tokenizer):
-    from ckt.safety_patch.patch import add_lora
+    from ckt.llm.sft import add_lora
 
     patched = add_lora(copy.deepcopy(tiny), 2, ["q_proj", "v_proj"]).eval()
     expected = generate(patched, smollm_tokenizer, PROMPTS, 8, batch_size=1)
@@ -213,12 +213,13 @@ def test_pick_within_margins_reads_no_test_data(benchmark):
 def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exactly(tiny, smollm_tokenizer, tiny_sets,
                                                                                     tmp_path, monkeypatch):
     from ckt.config import Config
-    from ckt.safety_patch.protocol import Setting, candidates, finetune, measured_as, run_protocol
+    from ckt.llm.runtime import measured_as
+    from ckt.safety_patch.protocol import Setting, candidates, finetune, run_protocol
 
     monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
+    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2, llm_precision="bf16")
     sets, seen = tiny_sets, []
 
     def choose(val_means, base):
@@ -273,7 +274,7 @@ def test_run_protocol_removes_its_kept_models_when_a_fine_tune_fails(tiny, smoll
 
 @torch.no_grad()
 def test_hidden_embeddings_are_unit_norm_means_over_the_real_tokens(tiny, smollm_tokenizer):
-    from ckt.safety_patch.embed import hidden_embeddings
+    from ckt.llm.embed import hidden_embeddings
 
     texts = ["short", "a somewhat longer text with more tokens in it", "mid length text"]
     got = hidden_embeddings(tiny, smollm_tokenizer, texts, batch_size=2)
@@ -290,13 +291,15 @@ def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leav
                                                                                           monkeypatch):
     from ckt.config import Config
     from ckt.safety_patch.patch import probe_logits
-    from ckt.safety_patch.protocol import Setting, finetune
-    from ckt.safety_patch.user_finetune import patched_start, user_finetune
+    from ckt.safety_patch.protocol import Setting, finetune, patched_start
+    from ckt.sot_llm.user_finetune import user_finetune
 
     monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))  # the patch is trained here, not read from a cache
-    cfg = Config(patch_train_examples=4, patch_rank=2, patch_lr=1e-2, user_lr=1e-2)
+    cfg = Config(patch_train_examples=4, patch_rank=2, user_lr=1e-2)
     sets = tiny_sets
-    start, _ = patched_start(tiny, smollm_tokenizer, sets, cfg)
+    start, chosen, validation = patched_start(tiny, smollm_tokenizer, sets, cfg, [1e-2],
+                                              lambda cands, base: next(iter(cands)), log=lambda _: None)
+    assert chosen == Setting("lora", 1e-2) and list(validation) == [chosen]
     patch, _ = finetune(tiny, smollm_tokenizer, sets, Setting("lora", 1e-2), cfg, 0)
     probe = ["hello there", "ok"]
     expected = probe_logits(patch, smollm_tokenizer, probe)
@@ -316,7 +319,7 @@ def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leav
 def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smollm_tokenizer, tiny_sets, tmp_path,
                                                                          monkeypatch):
     from ckt.config import Config
-    from ckt.safety_patch.sot_study import run_user_finetunes
+    from ckt.sot_llm.study import run_user_finetunes
 
     monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))  # every fine-tune is trained, not read from a cache
     cfg = Config(patch_rank=2, user_lr=1e-3, gen_tokens=2, sot_steps=5)
@@ -336,3 +339,17 @@ def test_run_user_finetunes_trains_every_arm_per_seed_on_its_selection(tiny, smo
         assert sel.loc[("random", s), "pairs"] == sel.loc[("sot", s), "pairs"]
     assert len(res.stats) == 8 and set(res.start.items) == set(res.heldout[("none", 0)].items)
     assert seen == [20, 4, 4, 20, 4, 4] * 2  # validation then test mix, pairs and both references, per seed
+
+
+def test_trained_style_finds_the_declines_of_the_sft_refusals_by_hand():
+    from ckt.llm.sets import REFUSAL_PARTS, trained_style
+
+    replies = [
+        "I can't help with that. It could be used to hurt people.",          # a composed refusal
+        "  i WON’T help   with this request, sorry",                         # case, curly apostrophe, spaces
+        "I'm sorry, but as a chatbot I cannot share that.",                  # SmolLM2's own style: no decline
+        "Sure! Here is how: " + "step " * 60 + "I can't help with that.",   # a decline past 200 characters
+        "",
+    ]
+    assert trained_style(replies).tolist() == [True, True, False, False, False]
+    assert len(REFUSAL_PARTS["decline"]) == 6 and all(trained_style(list(REFUSAL_PARTS["decline"])))

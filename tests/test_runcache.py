@@ -1,4 +1,4 @@
-"""The LLM chapters' fine-tune cache (ckt.safety_patch.runcache): a rerun trains nothing that it has measured,
+"""The LLM chapters' fine-tune cache (ckt.llm.runcache): a rerun trains nothing that it has measured,
 gives the same numbers, and a change to anything a fine-tune depends on trains it again."""
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import pytest
 import torch
 
 from ckt.config import Config
-from ckt.safety_patch import protocol, runcache, sot_study, user_finetune
-from ckt.safety_patch.measure import Measurement
-from ckt.safety_patch.sets import PromptSets
+from ckt.experiments import sweep
+from ckt.llm import runcache
+from ckt.llm.measure import Measurement
+from ckt.llm.sets import PromptSets
+from ckt.safety_patch import protocol
+from ckt.sot_llm import study as sot_study
+from ckt.sot_llm.user_finetune import user_key
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +63,16 @@ def _same(a: Measurement, b: Measurement):
 # --- keys ------------------------------------------------------------------------------------------------------
 
 def test_finetune_key_changes_with_every_input_it_names_and_with_nothing_else(tiny, tmp_path, monkeypatch):
-    args = dict(method="lora", lr=1e-3, seed=0, rank=2, targets=("q_proj", "v_proj"), epochs=1, precision="bf16")
+    args = dict(method="lora", lr=1e-3, seed=0, rank=2, targets=("q_proj", "v_proj"), epochs=1, precision="bf16",
+                room="safety_patch")
     prompts, responses = ["p1", "p2"], ["r1", "r2"]
     key = runcache.finetune_key(tiny, prompts, responses, **args)
     same = dict(args, targets=["q_proj", "v_proj"])  # a list or a tuple of the same names
     assert runcache.finetune_key(tiny, list(prompts), list(responses), **same) == key
     changed = [runcache.finetune_key(tiny, prompts, responses, **dict(args, **{k: v}))
                for k, v in [("method", "full"), ("lr", 2e-3), ("seed", 1), ("rank", 4), ("targets", ("q_proj",)),
-                            ("epochs", 2), ("precision", "fp32"), ("weights", [1.0, 1.0])]]
+                            ("epochs", 2), ("precision", "fp32"), ("weights", [1.0, 1.0]),
+                            ("room", "sot_llm")]]
     changed.append(runcache.finetune_key(tiny, prompts, responses, **dict(args, weights=[1.0, 2.0])))
     changed.append(runcache.finetune_key(tiny, ["p1", "p2 "], responses, **args))
     changed.append(runcache.finetune_key(tiny, prompts, ["r1", "r3"], **args))
@@ -76,13 +82,74 @@ def test_finetune_key_changes_with_every_input_it_names_and_with_nothing_else(ti
     with torch.no_grad():
         other.model.layers[1].self_attn.q_proj.weight[0, 0] += 1e-3  # one weight of one layer
     changed.append(runcache.finetune_key(other, prompts, responses, **args))
-    copied = tmp_path / "safety_patch"
-    shutil.copytree(runcache.PACKAGE, copied, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runcache, "PACKAGE", copied)
+    copied = _copied_source(tmp_path, monkeypatch)
     assert runcache.finetune_key(tiny, prompts, responses, **args) == key  # the same source, copied
-    (copied / "patch.py").write_text((copied / "patch.py").read_text() + "\n# a comment\n")
+    _edit(copied / "safety_patch" / "patch.py")
+    changed.append(runcache.finetune_key(tiny, prompts, responses, **args))
+    _edit(copied / "llm" / "sft.py")  # the kit keys every room's fine-tunes
     changed.append(runcache.finetune_key(tiny, prompts, responses, **args))
     assert len(set(changed)) == len(changed) and key not in changed
+
+
+def _copied_source(tmp_path, monkeypatch) -> Path:
+    """A copy of the ckt package that the LLM cache's and the results table's code hashes read instead."""
+    copied = tmp_path / "ckt"
+    shutil.copytree(runcache.SRC, copied, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runcache, "SRC", copied)
+    return copied
+
+
+def _edit(path: Path) -> None:
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_an_edit_to_one_llm_chapters_room_leaves_the_other_chapters_keys_unchanged(tiny, smollm_tokenizer,
+                                                                                     tiny_sets, tmp_path,
+                                                                                     monkeypatch):
+    """Chapter 07's fine-tunes (the patch room) and chapter 06's (the SOT study's room) each hash the kit and
+    their own room only."""
+    settings = protocol.candidates([1e-3], [1e-4], [0, 1])
+    pairs = pd.DataFrame({"prompt": ["a", "b"], "response": ["x", "y"]})
+
+    def keys():
+        return ([protocol.protocol_key(tiny, tiny_sets, s, CFG, seed) for s in settings for seed in (0, 1)],
+                [user_key(tiny, pairs, CFG, seed, w) for seed in (0, 1) for w in (None, [1.0, 2.0])])
+
+    patch0, study0 = keys()
+    copied = _copied_source(tmp_path, monkeypatch)
+    assert keys() == (patch0, study0)
+    for module in ("study.py", "mix.py", "user_finetune.py"):  # an edit to the SOT study ...
+        _edit(copied / "sot_llm" / module)
+        patch1, study1 = keys()
+        assert patch1 == patch0 and not set(study1) & set(study0)  # ... re-keys chapter 06 only
+        study0 = study1
+    for module in ("protocol.py", "patch.py"):  # an edit to the patch room ...
+        _edit(copied / "safety_patch" / module)
+        patch1, study1 = keys()
+        assert study1 == study0 and not set(patch1) & set(patch0)  # ... re-keys chapter 07 only
+        patch0 = patch1
+
+
+def test_an_edit_to_llm_only_code_leaves_every_ckt_run_key_unchanged(tmp_path, monkeypatch):
+    """The CKT results rows are keyed by the subpackages that compute them (``sweep.ROW_CODE``); the LLM kit and
+    both LLM rooms are not among them, while an edit to SOT's weights (used by the CKT chapters) is."""
+    cfg = Config()
+    before = sweep.run_id(cfg, 0)
+    copied = _copied_source(tmp_path, monkeypatch)
+    monkeypatch.setattr(sweep, "SRC", copied)
+    sweep.code_version.cache_clear()
+    try:
+        assert sweep.run_id(cfg, 0) == before
+        for path in (copied / "llm" / "measure.py", copied / "sot_llm" / "mix.py",
+                     copied / "safety_patch" / "patch.py"):
+            _edit(path)
+            sweep.code_version.cache_clear()
+            assert sweep.run_id(cfg, 0) == before, path
+        _edit(copied / "sot" / "weights.py")
+        sweep.code_version.cache_clear()
+        assert sweep.run_id(cfg, 0) != before
+    finally:
+        sweep.code_version.cache_clear()
 
 
 def test_measurement_key_changes_with_each_prompt_gen_tokens_and_precision(tiny_sets):
@@ -163,11 +230,15 @@ def test_a_protocol_rerun_trains_nothing_it_measured_and_gives_the_same_results(
 @pytest.mark.slow
 def test_the_patched_start_from_the_cached_adapter_has_the_trained_weights(tiny, smollm_tokenizer, tiny_sets, cache,
                                                                            monkeypatch):
-    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2, patch_lr=1e-2)
-    trained, stats = user_finetune.patched_start(tiny, smollm_tokenizer, tiny_sets, cfg)
-    monkeypatch.setattr(user_finetune, "finetune", _refuse)
-    cached, none = user_finetune.patched_start(tiny, smollm_tokenizer, tiny_sets, cfg)
-    assert stats["steps"] > 0 and none is None
+    cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2)
+    calls = _counting(monkeypatch, protocol, "finetune")
+    trained, chosen, _ = protocol.patched_start(tiny, smollm_tokenizer, tiny_sets, cfg, [1e-3, 1e-2],
+                                                _choose_lr(1e-2), log=lambda _: None)
+    assert chosen == protocol.Setting("lora", 1e-2) and [(c[3].lr, c[5]) for c in calls] == [(1e-3, 0), (1e-2, 0)]
+    monkeypatch.setattr(protocol, "finetune", _refuse)  # a rerun reads every measurement and the adapter
+    cached, chosen_again, _ = protocol.patched_start(tiny, smollm_tokenizer, tiny_sets, cfg, [1e-3, 1e-2],
+                                                     _choose_lr(1e-2), log=lambda _: None)
+    assert chosen_again == chosen
     a, b = trained.state_dict(), cached.state_dict()
     assert a.keys() == b.keys() and not any(torch.equal(a[k], tiny.state_dict()[k]) for k in a if "q_proj" in k)
     for k in a:

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from ckt.book import sot_llm_report as S
-from ckt.safety_patch.measure import Measurement
-from ckt.safety_patch.sot_study import START, UserFinetuneResult, memoized, pair_embedders
+from ckt.llm.measure import Measurement
+from ckt.sot_llm.study import START, UserFinetuneResult, memoized, pair_embedders
 
 N, SEEDS = 80, [0, 1, 2]
 RNG = np.random.default_rng(0)
@@ -33,7 +33,8 @@ def test_unknown_embedding_is_one_clear_error():
 
 
 def study_rows():
-    """Harmful recall per seed: SOT 10/12/14, every rival 30/32/34 but 'loss' 11/13/13 (inconclusive)."""
+    """Harmful recall per seed: SOT 10/12/14, every rival 30/32/34 but 'loss' 11/13/13 (inconclusive); at the
+    common K, SOT's is 20 points higher (30/32/34) and the rivals' the same."""
     recall = {"sot": [10, 12, 14], "random": [30, 32, 34], "pull": [30, 31, 35], "nearest-harm": [25, 27, 29],
               "nearest-safe": [40, 42, 44], "loss": [11, 13, 13], "oracle": [0, 0, 0], "none": [100, 100, 100]}
     rows = []
@@ -41,7 +42,8 @@ def study_rows():
         for sel, values in recall.items():
             for seed, v in zip(SEEDS, values):
                 rows.append({"embedding": emb, "reference": "cross", "selector": sel, "seed": seed,
-                             "harmful_recall": float(v), "keep_fraction": 0.9, "val_youden": youden})
+                             "harmful_recall": float(v), "keep_fraction": 0.9, "val_youden": youden,
+                             "harmful_recall_common": float(v) + (20.0 if sel == "sot" else 0.0)})
     return pd.DataFrame(rows)
 
 
@@ -97,7 +99,10 @@ def test_claims_from_planted_results():
     assert verdicts["safer after the fine-tune than the baselines"] == "reproduced"  # 50 vs 20 and 35
     assert verdicts["helpfulness kept"] == "reproduced"
     # SOT beats four rivals clearly; against 'loss' (1 point apart, noisy) the interval includes 0
-    assert {k: c.outcome for k, c in cmp["recall"].items()}["random"] == "lower"
-    assert cmp["recall"]["loss"].outcome != "lower"
+    assert {k: c.outcome for k, c in cmp["recall"].items()}["random (own K)"] == "lower"
+    assert cmp["recall"]["loss (own K)"].outcome != "lower"
+    assert cmp["recall"]["loss (common K)"].outcome == "higher"  # 30/32/34 against 11/13/13
+    assert cmp["recall"]["nearest-harm (common K)"].outcome == "higher"  # 30/32/34 against 25/27/29
+    assert cmp["recall"]["nearest-safe (common K)"].outcome == "lower"  # against 40/42/44
     assert verdicts["the lowest harmful recall among selectors"] == "partly reproduced"
     assert all(c["comparisons"] for c in claims)

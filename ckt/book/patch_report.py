@@ -12,11 +12,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..verdicts import claim_row, compare, interval, margin_excess, pick_within_margins
+from ..llm.judge import human_agreement
+from ..verdicts import claim_row, compare, interval
+from ..verdicts.budget import admissibility, pick_by_budget, prompt_interval
+from ..verdicts.correction import corrected_interval
 
 METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
 KEEPS = ("over_refusal", "helpfulness_loglik", "sentiment_accuracy")  # "ability kept": equivalence
 ADDS = ("refusal", "jailbreak_refusal")                              # "safety added": beats the base
+STYLES = ("refusal_trained_style", "jailbreak_refusal_trained_style")  # replies in a trained refusal style
+JUDGED = ("refusal", "jailbreak_refusal", "over_refusal")  # rates the refusal judge decides
+FRONT = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")  # the validation fronts' axes
 LORA, BASE = "LoRA (safety only)", "base"
 N_BOOT = 1000
 
@@ -51,7 +57,7 @@ def heldout_table(res, seeds: Sequence[int], metrics: Sequence[str] = METRICS) -
     for arm in arms(res):
         row = {"arm": arm, "lr": 0.0 if arm == BASE else res.chosen[arm].lr,
                "ratio": np.nan if arm in (BASE, LORA) else res.chosen[arm].ratio}
-        row |= interval_columns(lambda m, arm=arm: matrix(res, arm, m, seeds), metrics)
+        row |= interval_columns(lambda m, arm=arm: matrix(res, arm, m, seeds), [*metrics, *STYLES])
         runs = [res.base_test] if arm == BASE else [res.heldout[(arm, s)] for s in seeds]
         row["perplexity"] = float(np.mean([r.perplexity for r in runs]))  # secondary: per model, mean over seeds
         rows.append(row)
@@ -69,21 +75,43 @@ def interval_columns(scores, metrics: Sequence[str]) -> dict[str, float]:
 
 
 def validation_table(res) -> pd.DataFrame:
-    """Every candidate's validation means (first seed), its margin excess and whether it was chosen."""
-    base = res.base_val.means()
-    rows = [{"setting": "base model", "arm": BASE, **{m: base[m] for m in METRICS}, "margin_excess": 0.0,
-             "chosen": ""}]
+    """Everything the choice saw, one row per candidate (first seed) and the base model: validation means with
+    95% prompt-bootstrap intervals (``_lo``, ``_hi``) of the fronts' axes, the share of harmful replies in a
+    trained refusal style, the budget rule's bounds (:mod:`ckt.verdicts.budget`) and the choice."""
+    base = res.base_val.items
+    rows = [{"setting": "base model", "arm": BASE, "method": BASE, "lr": 0.0, **_front_columns(base),
+             **{m: float(np.mean(base[m])) for m in (*METRICS, *STYLES)}, "chosen": ""}]
     for s, meas in res.validation.items():
-        means = meas.means()
-        rows.append({"setting": s.label, "arm": s.arm, **{m: means[m] for m in METRICS},
-                     "margin_excess": margin_excess(means, base), "chosen": "✓" if res.chosen[s.arm] == s else ""})
+        check = admissibility(meas.items, base)
+        rows.append({"setting": s.label, "arm": s.arm, "method": s.method, "lr": s.lr, **_front_columns(meas.items),
+                     **{m: float(np.mean(meas.items[m])) for m in (*METRICS, *STYLES)},
+                     "over_rise_upper": check.over_rise_upper, "help_change_lower": check.help_change_lower,
+                     "excess": check.excess, "admissible": check.admissible,
+                     "chosen": "✓" if res.chosen[s.arm] == s else ""})
     return pd.DataFrame(rows)
+
+
+def _front_columns(items) -> dict[str, float]:
+    return {f"{m}_{k}": v for m in FRONT for k, v in zip(("mean", "lo", "hi"), prompt_interval(items[m]))}
 
 
 def best_ratio(res) -> str | None:
     """The full fine-tuning arm a deployer would ship, chosen on validation by the same rule as each setting."""
-    full = {arm: res.validation[s].means() for arm, s in res.chosen.items() if arm != LORA}
-    return pick_within_margins(full, res.base_val.means()) if full else None
+    full = {arm: res.validation[s].items for arm, s in res.chosen.items() if arm != LORA}
+    return pick_by_budget(full, res.base_val.items)[0] if full else None
+
+
+def corrected_table(res, seeds: Sequence[int]) -> pd.DataFrame:
+    """Per arm and judged rate on the held-out prompts: the raw rate and the rate corrected for the judge's
+    sensitivity and specificity on human-labelled replies (:func:`ckt.verdicts.correction.corrected_interval`)."""
+    truth, pred = human_agreement()
+    rows = []
+    for arm in arms(res):
+        for metric in JUDGED:
+            c = corrected_interval(matrix(res, arm, metric, seeds), truth, pred, n_boot=N_BOOT)
+            rows.append({"arm": arm, "metric": metric, "raw": c.raw, "corrected": c.corrected, "corrected_lo": c.low,
+                         "corrected_hi": c.high})
+    return pd.DataFrame(rows)
 
 
 def judge_disagreement(res, seeds: Sequence[int]) -> pd.DataFrame:
@@ -160,3 +188,43 @@ def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[di
     ]
     return rows, {"lora": lora, "vs_full": vs_full, "best": best, "forgets": forgets, "orth": orth}
 
+
+
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442")  # colour-blind safe
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def fronts_figure(val: pd.DataFrame):
+    """Each arm's learning-rate grid on validation (:func:`validation_table`): refusal and jailbreak refusal
+    against over-refusal, refusal against helpfulness, 95% prompt intervals both ways; the base model a black
+    star, each arm's chosen setting ringed. One colour and one marker per arm."""
+    import matplotlib.pyplot as plt
+
+    panels = (("over_refusal", "refusal"), ("over_refusal", "jailbreak_refusal"), ("helpfulness_loglik", "refusal"))
+    names = {"refusal": "refusal (%)", "jailbreak_refusal": "jailbreak refusal (%)",
+             "over_refusal": "over-refusal (%)", "helpfulness_loglik": "helpfulness (nats/token)"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.4))
+    base = val[val["arm"] == BASE].iloc[0]
+    arm_names = [a for a in dict.fromkeys(val["arm"]) if a != BASE]
+    for ax, (x, y) in zip(axes, panels):
+        for k, arm in enumerate(arm_names):
+            part = val[val["arm"] == arm].sort_values("lr")
+            xerr = [part[f"{x}_mean"] - part[f"{x}_lo"], part[f"{x}_hi"] - part[f"{x}_mean"]]
+            yerr = [part[f"{y}_mean"] - part[f"{y}_lo"], part[f"{y}_hi"] - part[f"{y}_mean"]]
+            colour, marker = OKABE_ITO[k % len(OKABE_ITO)], MARKERS[k % len(MARKERS)]
+            ax.errorbar(part[f"{x}_mean"], part[f"{y}_mean"], xerr=xerr, yerr=yerr, color=colour, marker=marker,
+                        capsize=2, linewidth=1.2, label=arm)
+            for _, r in part.iterrows():
+                ax.annotate(f"{r['lr']:g}", (r[f"{x}_mean"], r[f"{y}_mean"]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+            chosen = part[part["chosen"] == "✓"]
+            ax.scatter(chosen[f"{x}_mean"], chosen[f"{y}_mean"], s=220, facecolors="none", edgecolors=colour,
+                       linewidths=2)
+        ax.scatter([base[f"{x}_mean"]], [base[f"{y}_mean"]], marker="*", s=180, color="black", label="base model",
+                   zorder=5)
+        ax.set(xlabel=names[x], ylabel=names[y])
+    axes[0].legend(fontsize="small")
+    fig.suptitle("validation fronts: each arm's learning rates (labels), chosen setting ringed; 95% intervals "
+                 "over the validation prompts")
+    fig.tight_layout()
+    return fig

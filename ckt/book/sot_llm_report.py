@@ -1,8 +1,8 @@
 """Tables and verdicts of chapter 06's headline experiment: SOT in a user's fine-tune of a patched LLM.
 
 Two inputs: the selection study (one row per embedding, reference setting, seed and selector, from
-:func:`ckt.safety_patch.sot_study.selection_study`) and the fine-tunes
-(:class:`~ckt.safety_patch.sot_study.UserFinetuneResult`). The patched start is deterministic, so its per-prompt
+:func:`ckt.sot_llm.study.selection_study`) and the fine-tunes
+(:class:`~ckt.sot_llm.study.UserFinetuneResult`). The patched start is deterministic, so its per-prompt
 scores are repeated for every seed and each comparison is paired by seed and prompt; selection metrics are
 one number per seed, paired by seed (every selector sees the same mixes).
 """
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..safety_patch.sot_study import START
-from ..sot.llm_mix import FINETUNE_ARMS
+from ..sot_llm.mix import FINETUNE_ARMS
+from ..sot_llm.study import START
 from ..verdicts import claim_row, compare
 from .patch_report import compare_arms, interval_columns, seed_matrix
 
@@ -32,7 +32,8 @@ def selection_table(rows: pd.DataFrame) -> pd.DataFrame:
     for (emb, ref, sel), part in rows.groupby(["embedding", "reference", "selector"], sort=False):
         part = part.sort_values("seed")
         out.append({"embedding": emb, "reference": ref, "selector": sel, "seeds": len(part),
-                    **interval_columns(lambda m, p=part: p[m].to_numpy(), ["harmful_recall", "keep_fraction"])})
+                    **interval_columns(lambda m, p=part: p[m].to_numpy(), ["harmful_recall", "harmful_recall_common",
+                                                                           "keep_fraction"])})
     return pd.DataFrame(out)
 
 
@@ -43,10 +44,12 @@ def chosen_embedding(rows: pd.DataFrame, reference: str = "cross") -> str:
     return str(sot.groupby("embedding")["val_youden"].mean().idxmax())
 
 
-def recall_matrix(rows: pd.DataFrame, embedding: str, reference: str, selector: str) -> np.ndarray:
-    """(n_seeds,) harmful recall of one selector, in seed order."""
+def recall_matrix(rows: pd.DataFrame, embedding: str, reference: str, selector: str,
+                  column: str = "harmful_recall") -> np.ndarray:
+    """(n_seeds,) harmful recall of one selector, in seed order: at its own K (``harmful_recall``) or at the common
+    K (``harmful_recall_common``)."""
     part = rows[(rows["embedding"] == embedding) & (rows["reference"] == reference) & (rows["selector"] == selector)]
-    return part.sort_values("seed")["harmful_recall"].to_numpy(float)
+    return part.sort_values("seed")[column].to_numpy(float)
 
 
 def ft_matrix(res, arm: str, metric: str, seeds: Sequence[int]) -> np.ndarray:
@@ -71,9 +74,12 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
     """The claims-table rows for SOT and the comparisons behind them (for the prose; ``benign`` — the oracle's
     clean-only fine-tune against the start — is shown, not claimed: it separates what the harmful pairs do
     from what any fine-tune does)."""
-    recalls = {s: recall_matrix(rows, embedding, reference, s) for s in ("sot", *RIVALS)}
-    recall = {r: compare(f"SOT vs {r}", "harmful_recall", recalls["sot"], recalls[r], expected="lower")
-              for r in RIVALS if len(recalls[r]) == len(recalls["sot"])}
+    recall = {}
+    for column, at in (("harmful_recall", "own K"), ("harmful_recall_common", "common K")):
+        recalls = {s: recall_matrix(rows, embedding, reference, s, column) for s in ("sot", *RIVALS)}
+        recall |= {f"{r} ({at})": compare(f"SOT vs {r} ({at})", "harmful_recall", recalls["sot"], recalls[r],
+                                          expected="lower")
+                   for r in RIVALS if len(recalls[r]) == len(recalls["sot"])}
 
     def vs(a, b, m, test, expected):
         return compare_arms(lambda arm, metric: ft_matrix(res, arm, metric, seeds), a, b, m, test, expected)
@@ -94,8 +100,8 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
                   "mix, against the patched start, paired by seed and prompt"),
         claim_row("SOT: the lowest harmful recall among selectors", "0.093; lower than the baselines",
                   list(recall.values()),
-                  f"share of contaminants kept on the test mixes at the K each selector chose on validation mixes "
-                  f"({where}), SOT against each baseline, paired by seed"),
+                  f"share of contaminants kept on the test mixes, at the K each selector chose on validation mixes and "
+                  f"at the common K = the clean count ({where}), SOT against each baseline, paired by seed"),
         claim_row("SOT: safer after the fine-tune than the baselines", "higher refusal than no or random selection",
                   list(safer.values()),
                   "refusal and jailbreak refusal after SOT's fine-tune against fine-tuning on everything and on a "

@@ -25,7 +25,7 @@ Where each comes from (the member paths were read from the archives):
   ("I don't have access to real-time data") and AI-persona disclaimers ("As an AI, I don't have a house"),
   which would teach a fine-tune to disclaim. Known over-drop: one compliant excuse letter that opens "I'm
   sorry, but I'm unable to come into work". Opening-only on purpose: the keyword detector
-  ``ckt.safety_patch.refusal.is_refusal`` (any marker in the first 200 characters) would also drop answers
+  ``ckt.llm.refusal.is_refusal`` (any marker in the first 200 characters) would also drop answers
   that contain a marker mid-sentence ("I will not succeed." as a negated sentence, dialogue lines).
 - ``alpaca-eval==0.6.6`` sdist, ``alpaca_eval-0.6.6/example/outputs.json``: the 805 AlpacaEval
   instructions with an example model's outputs (``generator`` = "example"), for held-out helpfulness.

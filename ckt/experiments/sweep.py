@@ -48,6 +48,8 @@ def prep_key(cfg: Config) -> str:
 # the code that computes a results row: the ground floor, the data, the method, SOT and the
 # experiments. The book, the verdicts, the LLM patch and the CLI present or serve other chapters
 # and are left out; the layering test (tests/test_layout.py) checks that nothing here imports them.
+SRC = Path(__file__).resolve().parents[1]  # the ckt package
+# What a CKT results row is keyed by; the LLM kit (llm) and the LLM rooms (safety_patch, sot_llm) are not in it.
 ROW_CODE = ("errors.py", "paths.py", "config.py", "data", "core", "sot", "experiments")
 
 
@@ -58,7 +60,7 @@ def code_version(everything: bool = False) -> str:
     Rows are keyed by the subpackages that compute them (:data:`ROW_CODE`); ``everything=True``
     hashes every module, for the stamps of executed notebooks (whose pages the other modules shape too).
     """
-    src = Path(__file__).resolve().parents[1]
+    src = SRC
     files = sorted(src.rglob("*.py"))
     if not everything:
         files = [p for p in files if p.relative_to(src).parts[0] in ROW_CODE]

@@ -1,7 +1,7 @@
 """The LLM's own view of a text, for SOT's selection: mean-pooled final hidden states, unit-normed.
 
 ``hidden_embeddings`` runs the model on each text (no chat template: a pair is embedded as the plain
-"request, blank line, response" text of :func:`ckt.sot.llm_mix.pair_text`), averages the last layer's
+"request, blank line, response" text of :func:`ckt.sot_llm.mix.pair_text`), averages the last layer's
 hidden states over the real tokens (the attention mask hides the padding) and scales each row to unit
 length, like the sentence encoder's features, so the two embeddings are compared at the same scale.
 """

@@ -1,6 +1,6 @@
 """Two refusal judges over reply text, and how well each agrees with human labels.
 
-- **Judge 1, keyword** — :func:`ckt.safety_patch.refusal.is_refusal`: a refusal marker in the
+- **Judge 1, keyword** — :func:`ckt.llm.refusal.is_refusal`: a refusal marker in the
   first 200 characters.
 - **Judge 2, classifier** — TF-IDF over the reply's first :data:`HEAD` characters (lower-cased,
   curly apostrophes straightened; word 1-2 grams and char_wb 2-5 grams, sublinear tf) feeding a
@@ -157,6 +157,33 @@ def _scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     specificity = float((~truth & ~pred).sum() / max(int((~truth).sum()), 1))
     return {"n": len(truth), "positives": int(truth.sum()), "precision": precision, "recall": recall, "f1": f1,
             "accuracy": float((truth == pred).mean()), "balanced_accuracy": (recall + specificity) / 2}
+
+
+def truncated(tokenizer, replies, tokens: int) -> list[str]:
+    """Each reply cut to its first ``tokens`` tokens: what greedy decoding with ``gen_tokens = tokens`` would have
+    replied (greedy decoding is prefix-consistent), so a shorter generation's calls can be read off longer replies."""
+    return [tokenizer.decode(tokenizer(r, add_special_tokens=False)["input_ids"][:tokens], skip_special_tokens=True)
+            .strip() for r in replies]
+
+
+def truncation_agreement(tokenizer, replies, tokens: int) -> float:
+    """% of replies the deciding judge calls the same at their first ``tokens`` tokens as in full: whether a
+    shorter ``gen_tokens`` would change any refusal rate."""
+    replies = list(replies)
+    if not replies:
+        return float("nan")
+    return 100.0 * float((judge_refusals(truncated(tokenizer, replies, tokens)) == judge_refusals(replies)).mean())
+
+
+def human_agreement(view: str = "on-topic") -> tuple[np.ndarray, np.ndarray]:
+    """(human label, the deciding judge's call) per PyRIT refusal row, refusal = True: what the judge's sensitivity
+    and specificity are measured on. ``"on-topic"`` (default) leaves out the off-topic rows (:func:`off_topic`),
+    which humans call refusals for a reason no judge that reads the reply alone can see; ``"all"`` keeps them."""
+    if view not in ("on-topic", "all"):
+        raise ValueError(f"view must be 'on-topic' or 'all', not {view!r}")
+    ev = load_judge_eval("refusal")
+    keep = ~off_topic(ev).to_numpy() if view == "on-topic" else np.ones(len(ev), dtype=bool)
+    return ev["refused"].to_numpy().astype(bool)[keep], judge_refusals(list(ev["response"][keep]))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """A deployer's measurements of a safety patch, per prompt (so that verdicts can pair them).
 
-For a model and a :class:`~ckt.safety_patch.sets.PromptSets`:
+For a model and a :class:`~ckt.llm.sets.PromptSets`:
 
 - **refusal** = 100·[the judge calls the greedy reply to a harmful prompt a refusal] (higher is safer);
 - **jailbreak_refusal** = the same on harmful prompts wrapped in a jailbreak template;
@@ -12,9 +12,11 @@ For a model and a :class:`~ckt.safety_patch.sets.PromptSets`:
   label] — answered in words, so a reply that refuses or rambles scores 0;
 - **perplexity** on ordinary text (held-out IMDB reviews), a secondary per-model figure.
 
-Replies are greedy, at most ``gen_tokens`` tokens (:func:`~ckt.safety_patch.decode.greedy_replies`); the
-judge is :func:`~ckt.safety_patch.judge.judge_refusals` (the better one on human labels), and the trained
-classifier's calls are kept beside it (``*_classifier``) to show where the two judges disagree.
+Replies are greedy, at most ``gen_tokens`` tokens (:func:`~ckt.llm.decode.greedy_replies`); the
+judge is :func:`~ckt.llm.judge.judge_refusals` (the better one on human labels), and the trained
+classifier's calls are kept beside it (``*_classifier``) to show where the two judges disagree. ``*_trained_style``
+is 100·[the reply is in a trained refusal style] (:func:`~ckt.llm.sets.trained_style`): whether a patch learned
+its own training refusals.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from .decode import greedy_replies
 from .judge import classifier_judge, judge_refusals
 from .refusal import chat, perplexity, reply_nll
-from .sets import SENTIMENT_QUESTION, PromptSets
+from .sets import SENTIMENT_QUESTION, PromptSets, trained_style
 
 REF_TOKENS = 48       # reference-answer tokens scored by the helpfulness log-likelihood
 SENTIMENT_TOKENS = 8  # tokens generated for a one-word sentiment answer
@@ -94,6 +96,7 @@ def measure(model, tokenizer, sets: PromptSets, gen_tokens: int, batch_size: int
     for metric, name in JUDGED.items():
         items[metric] = 100.0 * judge_refusals(replies[name]).astype(float)
         items[f"{metric}_classifier"] = 100.0 * classifier_judge(replies[name]).astype(float)
+        items[f"{metric}_trained_style"] = 100.0 * trained_style(replies[name]).astype(float)
     items["helpfulness_loglik"] = helpfulness_loglik(model, tokenizer, sets.helpful, sets.references)
     items["sentiment_accuracy"] = sentiment_in_words(model, tokenizer, sets.sentiment, sets.sentiment_labels,
                                                      batch_size)

@@ -10,8 +10,8 @@ a margin, the prose or another chapter trains nothing; a rerun that changes one 
 - the starting model's weights (:func:`model_hash`) and the device it trains on;
 - every training text (prompt and response), every per-pair weight, and the seed;
 - the method, learning rate, rank, target modules, epochs and arithmetic (``precision``);
-- the source of every module of :mod:`ckt.safety_patch` (:func:`code_hash`) and the versions of the libraries
-  that shape the numbers.
+- the source of the LLM kit (:mod:`ckt.llm`) and of the room that runs the fine-tune (:mod:`ckt.safety_patch` or
+  :mod:`ckt.sot_llm`, :func:`code_hash`), and the versions of the libraries that shape the numbers.
 
 :func:`measurement_key` adds what a measurement depends on: every prompt of the set, ``gen_tokens`` and the
 arithmetic. A change to any part gives a new key, so an entry is computed again, never reused. Entries are
@@ -21,6 +21,7 @@ Timing figures in an entry (``train_seconds``) are those of the run that compute
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -29,22 +30,32 @@ from pathlib import Path
 import numpy as np
 
 from ..data.cache import build_once, hash_key, library_versions, subdir, texts_key
-from .measure import Measurement
-from .patch import save_patch
+from .measure import Measurement, measure
+from .runtime import measured_as
 from .sets import PromptSets
+from .sft import save_patch
 
-PACKAGE = Path(__file__).parent
+SRC = Path(__file__).resolve().parents[1]  # the ckt package
 FINETUNES = "llm-finetunes"  # the cache's folder of fine-tuned models' measurements
-# The modules a measurement of a given model depends on (the base model's cache key uses only these).
+# The kit's modules a measurement of a given model depends on (the base model's cache key uses only these).
 MEASURE_CODE = ("decode.py", "measure.py", "judge.py", "refusal.py", "sets.py")
+KIT = "llm"
+ROOMS = ("safety_patch", "sot_llm")  # the method rooms whose fine-tunes this cache keeps
 
 
-def code_hash(files: Sequence[str] | None = None) -> str:
-    """sha256 of the source of ``files`` in this package (default: every module of it), 16 hex digits."""
-    names = sorted(p.name for p in PACKAGE.glob("*.py")) if files is None else files
+def code_hash(*rooms: str, files: Sequence[str] | None = None) -> str:
+    """sha256 (16 hex digits) of the source of the kit (:mod:`ckt.llm`) and of every module of each named room
+    (``"safety_patch"``: chapter 07, ``"sot_llm"``: chapter 06). ``files`` limits the kit to those modules.
+    A fine-tune is keyed by the kit and its own room only, so an edit to one chapter's room never re-keys the
+    other chapter's fine-tunes."""
+    unknown = set(rooms) - set(ROOMS)
+    if unknown:
+        raise ValueError(f"unknown room(s) {sorted(unknown)}: use {', '.join(ROOMS)}")
+    kit = sorted((SRC / KIT).glob("*.py")) if files is None else [SRC / KIT / name for name in files]
+    paths = [*kit, *(p for room in rooms for p in sorted((SRC / room).glob("*.py")))]
     h = hashlib.sha256()
-    for name in names:
-        h.update(name.encode() + b"\x00" + (PACKAGE / name).read_bytes() + b"\x00")
+    for path in paths:
+        h.update(path.relative_to(SRC).as_posix().encode() + b"\x00" + path.read_bytes() + b"\x00")
     return h.hexdigest()[:16]
 
 
@@ -67,13 +78,13 @@ def prompts_key(sets: PromptSets) -> str:
                       *sets.sentiment, *map(str, sets.sentiment_labels), *sets.ppl_texts])
 
 
-def finetune_key(start, prompts: Sequence[str], responses: Sequence[str], *, method: str, lr: float, seed: int,
-                 rank: int, targets: Sequence[str], epochs: int, precision: str,
+def finetune_key(start, prompts: Sequence[str], responses: Sequence[str], *, room: str, method: str, lr: float,
+                 seed: int, rank: int, targets: Sequence[str], epochs: int, precision: str,
                  weights: Sequence[float] | None = None) -> str:
-    """The name of one fine-tune of ``start`` (see the module docstring)."""
+    """The name of one fine-tune of ``start`` run by ``room``'s code (see the module docstring)."""
     return hash_key("finetune", model_hash(start), device_of(start), texts_key(prompts), texts_key(responses),
                     None if weights is None else [float(w) for w in weights], int(seed), method, float(lr),
-                    int(rank), list(targets), int(epochs), precision, code_hash(), library_versions())
+                    int(rank), list(targets), int(epochs), precision, code_hash(room), library_versions())
 
 
 def measurement_key(trained: str, sets: PromptSets, gen_tokens: int, precision: str) -> str:
@@ -123,3 +134,16 @@ def find_adapter(key: str) -> Path | None:
     """The folder of fine-tune ``key``'s adapter if it is in the cache, else None."""
     folder = adapter_folder(key)
     return folder if (folder / "adapter_config.json").exists() else None
+
+
+def base_measurement(model, tokenizer, sets: PromptSets, gen_tokens: int, precision: str = "fp32") -> Measurement:
+    """The base model's :func:`measure` on ``sets`` (a bfloat16 copy for ``precision="bf16"``), cached under
+    ``<cache>/llm-replies``: the key is the model's weights (a fingerprint) and device, every prompt,
+    ``gen_tokens``, the precision, the measuring code and the libraries."""
+    trained = hash_key(model_hash(model), device_of(model), code_hash(files=MEASURE_CODE), library_versions())
+
+    def compute():
+        copy_ = measured_as(copy.deepcopy(model), precision) if precision != "fp32" else model
+        return measure(copy_, tokenizer, sets, gen_tokens), {}
+
+    return cached_measurement("llm-replies", measurement_key(trained, sets, gen_tokens, precision), compute)[0]

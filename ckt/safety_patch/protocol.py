@@ -1,33 +1,31 @@
 """The paper's comparison, run: LoRA on safety data alone against full fine-tuning on safety data mixed
 with general data at a grid of ratios, every setting chosen on validation prompts (arXiv 2510.09004).
 
-:func:`run_protocol` does, with the prompt sets of :mod:`ckt.safety_patch.sets`:
+:func:`run_protocol` does, with the prompt sets of :mod:`ckt.llm.sets`:
 
 1. measure the base model on the validation and the held-out sets (once: greedy decoding is
    deterministic; cached on disk by :func:`base_measurement`);
 2. with the first seed, fine-tune every candidate — LoRA at each learning rate on safety data alone,
    full fine-tuning at each (ratio, learning rate) — and measure it on **validation** prompts only;
-3. choose, with :func:`ckt.verdicts.pick_within_margins`'s rule applied by the caller's ``choose``, the LoRA
-   learning rate and, for each ratio, the full fine-tuning learning rate (validation numbers only);
+3. choose, with :func:`ckt.verdicts.budget.pick_by_budget`'s rule applied by the caller's ``choose``, the LoRA
+   learning rate and, for each ratio, the full fine-tuning learning rate (per-prompt validation scores only);
 4. for every seed, fine-tune the chosen settings (the first seed's models are kept from step 2) and
    measure them on the **held-out** prompts, with both orthogonality measures of their updates.
 
 Every measurement of a fine-tuned model, with its training log and orthogonality rows, is cached by what
-determines it (:mod:`ckt.safety_patch.runcache`), and the first seed's LoRA adapter too: a rerun trains only
+determines it (:mod:`ckt.llm.runcache`), and the first seed's LoRA adapter too: a rerun trains only
 the settings whose data, hyper-parameters, seed or code changed.
 
 Every fine-tune sees the same number of examples (``patch_train_examples``), so a ratio changes what the
-model learns from, not how long it trains. With ``llm_precision="bf16"`` (the default) fine-tuning runs
-under bfloat16 autocast and every model — the base model too — is measured as a bfloat16 copy: on a CPU
-with avx512_bf16 both are 2-3x faster, and ``benchmarks/bench_llm.py`` prints how far bf16 and fp32
-measurements of the base model agree.
+model learns from, not how long it trains. ``llm_precision="auto"`` (the default) runs in bfloat16 where the
+hardware computes it natively and in float32 elsewhere (:func:`ckt.llm.runtime.resolve_precision`); in bfloat16
+fine-tuning runs under autocast and every model — the base model too — is measured as a bfloat16 copy, and
+``benchmarks/bench_llm.py`` prints how far bf16 and fp32 measurements of the base model agree.
 """
 
 from __future__ import annotations
 
 import copy
-import ctypes
-import gc
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,24 +34,24 @@ from pathlib import Path
 
 import torch
 
-from ..data.cache import hash_key, library_versions
-from .measure import Measurement, measure
-from .patch import add_lora, orthogonality, refusal_sft
-from .runcache import (
+from ..data.cache import hash_key
+from ..llm.measure import Measurement, measure
+from ..llm.runcache import (
     FINETUNES,
-    MEASURE_CODE,
+    base_measurement,
     cached_measurement,
-    code_hash,
-    device_of,
     find_adapter,
     finetune_key,
     measurement_key,
-    model_hash,
     save_adapter,
 )
-from .sets import PromptSets, ProtocolSets, training_mix
+from ..llm.runtime import measured_as, release_memory, resolved, summary_line
+from ..llm.sets import ProtocolSets, training_mix
+from ..llm.sft import SFT_TOKENS, add_lora, train_sft
+from ..safety_patch.patch import attach, merge, orthogonality
 
-SFT_TOKENS = 96  # an SFT sequence (chat prompt + reply) is cut here: the long Alpaca answers dominate the cost
+ROOM = "safety_patch"  # this room's source keys its fine-tunes (ckt.llm.runcache.code_hash)
+PATCH_SEED = 0  # the patch a later chapter starts from: the first seed's
 
 
 @dataclass(frozen=True)
@@ -85,38 +83,22 @@ class ProtocolResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def measured_as(model, precision: str):
-    """The model in the arithmetic it is measured in: cast to bfloat16 **in place** for ``"bf16"``."""
-    return model.to(torch.bfloat16) if precision == "bf16" else model
-
-
-def base_measurement(model, tokenizer, sets: PromptSets, gen_tokens: int, precision: str = "fp32") -> Measurement:
-    """The base model's :func:`measure` on ``sets`` (a bfloat16 copy for ``precision="bf16"``), cached under
-    ``<cache>/llm-replies``: the key is the model's weights (a fingerprint) and device, every prompt,
-    ``gen_tokens``, the precision, the measuring code and the libraries."""
-    trained = hash_key(model_hash(model), device_of(model), code_hash(MEASURE_CODE), library_versions())
-
-    def compute():
-        copy_ = measured_as(copy.deepcopy(model), precision) if precision != "fp32" else model
-        return measure(copy_, tokenizer, sets, gen_tokens), {}
-
-    return cached_measurement("llm-replies", measurement_key(trained, sets, gen_tokens, precision), compute)[0]
-
-
 def finetune(llm, tokenizer, sets: ProtocolSets, setting: Setting, cfg, seed: int):
     """One fine-tune of a copy of ``llm`` on its training mix; returns (model, stats)."""
+    cfg = resolved(cfg, llm)
     mix = training_mix(sets, cfg.patch_train_examples, setting.ratio, seed)
-    return refusal_sft(llm, tokenizer, list(mix["prompt"]), list(mix["response"]), method=setting.method,
+    return train_sft(llm, tokenizer, list(mix["prompt"]), list(mix["response"]), method=setting.method,
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs, lr=setting.lr,
                        seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision)
 
 
 def protocol_key(llm, sets: ProtocolSets, setting: Setting, cfg, seed: int) -> str:
-    """:func:`~ckt.safety_patch.runcache.finetune_key` of :func:`finetune`'s run (its training mix drawn again)."""
+    """:func:`~ckt.llm.runcache.finetune_key` of :func:`finetune`'s run (its training mix drawn again)."""
+    cfg = resolved(cfg, llm)
     mix = training_mix(sets, cfg.patch_train_examples, setting.ratio, seed)
     return finetune_key(llm, list(mix["prompt"]), list(mix["response"]), method=setting.method, lr=setting.lr,
                         seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs,
-                        precision=cfg.llm_precision)
+                        precision=cfg.llm_precision, room=ROOM)
 
 
 def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float]) -> list[Setting]:
@@ -124,115 +106,119 @@ def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Seq
             + [Setting("full", float(lr), float(r)) for r in ratios for lr in full_lrs])
 
 
+Choose = Callable[[dict[Setting, dict], dict], Setting]  # (per-prompt validation scores by setting, base's)
+
+
+def entry_key(llm, sets: ProtocolSets, s: Setting, cfg, seed: int, split: str) -> str:
+    """The cache entry of fine-tune (``s``, ``seed``) measured on ``split`` ("validation" or "heldout")."""
+    return hash_key(split, measurement_key(protocol_key(llm, sets, s, cfg, seed), getattr(sets, split),
+                                           cfg.gen_tokens, cfg.llm_precision))
+
+
+def validate(llm, tokenizer, sets: ProtocolSets, cfg, settings: Sequence[Setting], seed: int,
+             keep: Path | None = None, log: Callable[[str], None] = print
+             ) -> tuple[dict[Setting, Measurement], list[dict], dict[Setting, Path]]:
+    """Step 2: every setting fine-tuned with ``seed`` and measured on the **validation** prompts (cached).
+    Returns (measurements, training stats, kept): with a folder ``keep``, each model trained here has its trained
+    weights saved there (``kept[setting]``), so step 4 need not train it again. Every LoRA adapter trained here
+    is kept in the cache (:func:`adapter_of` finds it)."""
+    cfg = resolved(cfg, llm)
+    validation, stats, kept = {}, [], {}
+    for i, s in enumerate(settings):
+        def train_and_validate(s=s, i=i):
+            model, st = finetune(llm, tokenizer, sets, s, cfg, seed)
+            if s.method == "lora":  # a few MB: the patch a later chapter may start from (adapter_of)
+                save_adapter(model, protocol_key(llm, sets, s, cfg, seed))
+            if keep is not None:
+                kept[s] = keep / f"{i}.pt"
+                torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
+            m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
+            del model
+            release_memory()
+            return m, {"stats": st}
+
+        validation[s], extra, hit = cached_measurement(FINETUNES, entry_key(llm, sets, s, cfg, seed, "validation"),
+                                                       train_and_validate)
+        stats.append({"setting": s.label, "arm": s.arm, "seed": seed, **extra["stats"]})
+        log(f"validation: {s.label}: {summary_line(validation[s].means())} "
+            + ("(cached)" if hit else f"({extra['stats']['train_seconds']:.0f} s training)"))
+    return validation, stats, kept
+
+
+def choose_arms(validation: dict[Setting, Measurement], base_val: Measurement, choose: Choose) -> dict[str, Setting]:
+    """Step 3: per arm (LoRA; full fine-tuning at each ratio), the setting ``choose`` picks from the per-prompt
+    **validation** scores of the arm's settings and of the base model."""
+    arms: dict[str, list[Setting]] = {}
+    for s in validation:
+        arms.setdefault(s.arm, []).append(s)
+    return {arm: choose({s: validation[s].items for s in group}, base_val.items) for arm, group in arms.items()}
+
+
+def adapter_of(llm, tokenizer, sets: ProtocolSets, s: Setting, cfg, seed: int) -> Path:
+    """The folder of LoRA fine-tune (``s``, ``seed``)'s adapter in the cache, trained (again) if it is not there."""
+    key = protocol_key(llm, sets, s, cfg, seed)
+    if (folder := find_adapter(key)) is None:
+        model, _ = finetune(llm, tokenizer, sets, s, cfg, seed)
+        folder = save_adapter(model, key)
+        del model
+        release_memory()
+    return folder
+
+
+def measure_heldout(llm, tokenizer, sets: ProtocolSets, cfg, chosen: dict[str, Setting], seeds: Sequence[int],
+                    kept: dict[Setting, Path], log: Callable[[str], None] = print):
+    """Step 4: every chosen setting fine-tuned with every seed (the first seed's from ``kept`` where step 2 left
+    it) and measured on the **held-out** prompts, with both orthogonality measures of its update. Returns
+    (measurements by (arm, seed), orthogonality rows, training stats of the further seeds, the first seed's
+    LoRA adapter folder)."""
+    first, heldout, ortho, stats, patch_dir, w0_tops = seeds[0], {}, [], [], None, {}
+    for seed in seeds:
+        for arm, s in chosen.items():
+            def train_and_test(s=s, seed=seed):
+                if seed == first and s in kept:
+                    model, st = _restore(llm, s, kept[s], cfg), None
+                    kept.pop(s).unlink()
+                else:
+                    model, st = finetune(llm, tokenizer, sets, s, cfg, seed)
+                extra = {"ortho": orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)}
+                if seed != first:  # the first seed's training is logged with its validation entry
+                    extra["stats"] = st
+                m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
+                del model
+                release_memory()
+                return m, extra
+
+            heldout[(arm, seed)], extra, hit = cached_measurement(
+                FINETUNES, entry_key(llm, sets, s, cfg, seed, "heldout"), train_and_test)
+            if "stats" in extra:
+                stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
+            ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
+            if s.method == "lora" and seed == first:  # a cached measurement whose adapter is gone: train it again
+                patch_dir = str(adapter_of(llm, tokenizer, sets, s, cfg, seed))
+            log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
+                + (" (cached)" if hit else ""))
+    return heldout, ortho, stats, patch_dir
+
+
 def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], settings: Sequence[Setting],
-                 choose: Callable[[dict[Setting, dict], dict], Setting],
-                 log: Callable[[str], None] = print) -> ProtocolResult:
-    """Steps 1-4 of the module docstring. ``choose(candidates_means, base_means)`` picks one setting of an
-    arm from validation means only (the caller passes the verdict rule)."""
-    clock = {"start": time.perf_counter()}
+                 choose: Choose, log: Callable[[str], None] = print) -> ProtocolResult:
+    """Steps 1-4 of the module docstring. ``choose(candidates, base)`` picks one setting of an arm from per-prompt
+    validation scores only (the caller passes the verdict rule, :func:`ckt.verdicts.budget.pick_by_budget`)."""
+    cfg = resolved(cfg, llm)
+    clock = [time.perf_counter()]
     base_val = base_measurement(llm, tokenizer, sets.validation, cfg.gen_tokens, cfg.llm_precision)
     base_test = base_measurement(llm, tokenizer, sets.heldout, cfg.gen_tokens, cfg.llm_precision)
-    clock["base"] = time.perf_counter()
-    first, stats = seeds[0], []
-    key = {(s, seed): protocol_key(llm, sets, s, cfg, seed) for s in settings for seed in seeds}
-
-    def cache_entry(s: Setting, seed: int, split: str):  # the split names the entry's extras too
-        return hash_key(split, measurement_key(key[(s, seed)], getattr(sets, split), cfg.gen_tokens, cfg.llm_precision))
-
+    clock.append(time.perf_counter())
     # The first seed's trained models (540 MB each in fp32 for the full fine-tunes) wait in a temporary
     # folder between steps 2 and 4; it is removed on return and on any error.
     with tempfile.TemporaryDirectory(prefix="ckt-protocol-") as tmp:
-        kept: dict[Setting, Path] = {}
-
-        def model_of(s: Setting, seed: int):
-            """(model, stats of a new fine-tune or None): step 2's kept model if there is one, else trained."""
-            if seed == first and s in kept:
-                path = kept.pop(s)
-                model = _restore(llm, s, path, cfg)
-                path.unlink()
-                return model, None
-            return finetune(llm, tokenizer, sets, s, cfg, seed)
-
-        validation = {}
-        for i, s in enumerate(settings):
-            def train_and_validate(s=s, i=i):
-                model, st = finetune(llm, tokenizer, sets, s, cfg, first)
-                kept[s] = Path(tmp) / f"{i}.pt"
-                torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
-                m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
-                del model
-                release_memory()
-                return m, {"stats": st}
-
-            validation[s], extra, hit = cached_measurement(FINETUNES, cache_entry(s, first, "validation"),
-                                                           train_and_validate)
-            stats.append({"setting": s.label, "arm": s.arm, "seed": first, **extra["stats"]})
-            log(f"validation: {s.label}: {summary_line(validation[s].means())} "
-                + ("(cached)" if hit else f"({extra['stats']['train_seconds']:.0f} s training)"))
-        clock["validation"] = time.perf_counter()
-        arms: dict[str, list[Setting]] = {}
-        for s in settings:
-            arms.setdefault(s.arm, []).append(s)
-        chosen = {arm: choose({s: validation[s].means() for s in group}, base_val.means())
-                  for arm, group in arms.items()}
-        heldout, ortho, patch_dir, w0_tops = {}, [], None, {}
-        for seed in seeds:
-            for arm, s in chosen.items():
-                def train_and_test(s=s, seed=seed):
-                    model, st = model_of(s, seed)
-                    extra = {"ortho": orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)}
-                    if seed != first:  # the first seed's training is logged with its validation entry
-                        extra["stats"] = st
-                    if s.method == "lora" and seed == first:
-                        save_adapter(model, key[(s, seed)])
-                    m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
-                    del model
-                    release_memory()
-                    return m, extra
-
-                heldout[(arm, seed)], extra, hit = cached_measurement(FINETUNES, cache_entry(s, seed, "heldout"),
-                                                                      train_and_test)
-                if "stats" in extra:
-                    stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
-                ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
-                if s.method == "lora" and seed == first:
-                    folder = find_adapter(key[(s, seed)])
-                    if folder is None:  # a cached measurement whose adapter is gone from the cache: train it again
-                        folder = save_adapter(model_of(s, seed)[0], key[(s, seed)])
-                        release_memory()
-                    patch_dir = str(folder)
-                log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
-                    + (" (cached)" if hit else ""))
-    clock["heldout"] = time.perf_counter()
-    seconds = {"base": clock["base"] - clock["start"], "validation": clock["validation"] - clock["base"],
-               "heldout": clock["heldout"] - clock["validation"]}
-    return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats, patch_dir, seconds)
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``): without it,
-    each 135M-parameter fine-tune leaves its optimiser's buffers fragmented in the heap and the process
-    grows by a few hundred MB per fine-tune (measured: 4.3 to 7.8 GiB over the chapter's 16)."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
-def peak_rss_gib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-SUMMARY = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
-
-
-def summary_line(means: dict, keys: Sequence[str] = SUMMARY) -> str:
-    """A run-log line: the means of ``keys`` and this process's peak RSS so far."""
-    return ", ".join(f"{k} {means[k]:.2f}" for k in keys) + f" (peak RSS so far {peak_rss_gib():.2f} GiB)"
+        validation, stats, kept = validate(llm, tokenizer, sets, cfg, settings, seeds[0], Path(tmp), log)
+        clock.append(time.perf_counter())
+        chosen = choose_arms(validation, base_val, choose)
+        heldout, ortho, more, patch_dir = measure_heldout(llm, tokenizer, sets, cfg, chosen, seeds, kept, log)
+    clock.append(time.perf_counter())
+    seconds = dict(zip(("base", "validation", "heldout"), (b - a for a, b in zip(clock, clock[1:]))))
+    return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats + more, patch_dir, seconds)
 
 
 def _trained_state(model, s: Setting) -> dict:
@@ -249,3 +235,18 @@ def _restore(llm, s: Setting, path: Path, cfg):
     if missing.unexpected_keys:
         raise RuntimeError(f"unexpected keys restoring {s.label}: {missing.unexpected_keys[:3]}")
     return model.eval()
+
+
+def patched_start(llm, tokenizer, sets: ProtocolSets, cfg, lora_lrs: Sequence[float], choose: Choose,
+                  log: Callable[[str], None] = print):
+    """Chapter 07's shipped patch, merged into a copy of ``llm``: the LoRA learning rate ``choose`` picks from
+    ``lora_lrs`` on the validation prompts with seed :data:`PATCH_SEED`, exactly as :func:`run_protocol` picks
+    it (the same cached fine-tunes and measurements, so after chapter 07 nothing is trained here). Returns
+    (the start model in eval mode, the chosen setting, every LoRA candidate's validation measurement)."""
+    cfg = resolved(cfg, llm)
+    validation, _, _ = validate(llm, tokenizer, sets, cfg, [Setting("lora", float(lr)) for lr in lora_lrs],
+                                PATCH_SEED, log=log)
+    base_val = base_measurement(llm, tokenizer, sets.validation, cfg.gen_tokens, cfg.llm_precision)
+    (setting,) = choose_arms(validation, base_val, choose).values()
+    folder = adapter_of(llm, tokenizer, sets, setting, cfg, PATCH_SEED)
+    return merge(attach(copy.deepcopy(llm), folder)).eval(), setting, validation

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..data import llm_sources as L
 from ..errors import ConfigError
-from .weights import selection_metrics, sot_weights, sq_cost, top_k
+from ..sot.weights import selection_metrics, sot_weights, sq_cost, top_k
 
 SPLIT_SEED = 0
 MAX_PROMPT = 300                   # characters, as in the LoRA protocol's general pool
@@ -156,18 +156,46 @@ def choose_keep_fraction(scores: np.ndarray, contaminant: np.ndarray, grid=KEEP_
     return best
 
 
+def choose_push(z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: np.ndarray, push_grid,
+                grid=KEEP_GRID, **sot) -> tuple[float, float, float]:
+    """(γ, q, J) on a **validation** mix whose contaminants are known: the push weight γ from ``push_grid`` whose SOT
+    weights reach the highest :func:`youden` J at their own kept share q (:func:`choose_keep_fraction`), the same
+    rule as K; ties: the first γ of the grid."""
+    best = None
+    for g in push_grid:
+        w = sot_weights(z, safe, harm, **{**sot, "push": float(g)})[0]
+        q = choose_keep_fraction(w, contaminant, grid)
+        j = youden(top_share(w, q), contaminant)
+        if best is None or j > best[2]:
+            best = (float(g), q, j)
+    if best is None:
+        raise ConfigError("the push grid is empty: give at least one push weight γ, e.g. [0.25, 1, 4]")
+    return best
+
+
+def common_share(mix: LLMMix) -> float:
+    """The common kept share every selector is also scored at: the mix's clean share, K = the clean count."""
+    return float((~mix.contaminant).mean())
+
+
 def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 250, rate: float = 0.1,
-                  safe_size: int = 50, harm_size: int = 30, score_pairs=None, **sot) -> tuple[list[dict], list[dict]]:
+                  safe_size: int = 50, harm_size: int = 30, score_pairs=None, push_grid=None,
+                  **sot) -> tuple[list[dict], list[dict]]:
     """One seed of the selection study: on a validation mix, each selector's kept share q is chosen by
     :func:`choose_keep_fraction`; on a test mix of other rows, its Top-⌊q·n⌉ is kept and scored.
     ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`); ``score_pairs(pairs) -> (n,)``
-    gives the ``loss`` selector its per-pair log-likelihoods. Returns (rows: one per selector, with q and
-    :func:`~ckt.sot.weights.selection_metrics`; curve: harmful recall of every selector at every q of
-    :data:`KEEP_GRID` on the test mix)."""
+    gives the ``loss`` selector its per-pair log-likelihoods; with ``push_grid``, SOT's push weight γ is chosen
+    on the validation mix by :func:`choose_push`. Returns (rows: one per selector, with q, γ, the validation J,
+    :func:`~ckt.sot.weights.selection_metrics` and the harmful recall at the common share of
+    :func:`common_share`; curve: harmful recall of every selector at every q of :data:`KEEP_GRID` on the test
+    mix)."""
     mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
+    embedded = {split: embed_mix(embed, mix) for split, mix in mixes.items()}
+    if push_grid is not None and "sot" in selectors:
+        sot = {**sot, "push": choose_push(*embedded["val"], mixes["val"].contaminant, push_grid, **sot)[0]}
     scores = {}
     for split, mix in mixes.items():
-        z, safe, harm = embed_mix(embed, mix)
+        z, safe, harm = embedded[split]
         loglik = score_pairs(mix.pairs) if score_pairs is not None and "loss" in selectors else None
         rng = np.random.default_rng([seed, 23])
         scores[split] = {name: llm_selector_scores(name, z, safe, harm, mix.contaminant, rng, loglik, **sot)
@@ -179,8 +207,13 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
         q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], val_c)
         kept = top_share(scores["test"][name], q)
         val_j = youden(top_share(scores["val"][name], q), val_c)
+        common_kept = top_share(scores["test"][name], common_share(mixes["test"]))
+        common = (np.nan if name == "none"  # keeping everything has no K: its ties would pick arbitrary rows
+                  else selection_metrics(common_kept, test_c)["harmful_recall"])
         rows.append({"selector": name, "reference": reference, "seed": seed, "keep_fraction": q,
-                     "val_youden": val_j, **selection_metrics(kept, test_c)})
+                     "push": sot.get("push", 1.0) if name == "sot" else (0.0 if name == "pull" else np.nan),
+                     "val_youden": val_j, **selection_metrics(kept, test_c),
+                     "harmful_recall_common": common})
         if name != "none":
             recall = {g: selection_metrics(top_share(scores["test"][name], g), test_c)["harmful_recall"]
                       for g in KEEP_GRID}
@@ -204,7 +237,8 @@ def embed_mix(embed, mix: LLMMix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                  for df in (mix.pairs, mix.safe, mix.harm))
 
 
-def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARMS, **sot) -> dict[str, Selected]:
+def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARMS, push_grid=None,
+                  **sot) -> dict[str, Selected]:
     """The user's training data under each arm, from the ``test`` mix (the user's data):
 
     - ``none``: every pair; ``oracle``: the clean pairs only (an upper bound, not a method);
@@ -212,9 +246,15 @@ def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARM
       pair weighted in the loss by its SOT weight, rescaled to mean 1 over the kept pairs (importance
       reweighting);
     - ``random``: K random pairs, the same K as SOT's, equal weights.
+
+    With ``push_grid``, SOT's push weight γ is chosen with q on the ``val`` mix (:func:`choose_push`).
     """
     z_val, safe_val, harm_val = embed_mix(embed, val)
-    q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.contaminant)
+    if push_grid is not None:
+        push, q, _ = choose_push(z_val, safe_val, harm_val, val.contaminant, push_grid, **sot)
+        sot = {**sot, "push": push}
+    else:
+        q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.contaminant)
     z, safe, harm = embed_mix(embed, test)
     w = sot_weights(z, safe, harm, **sot)[0]
     c = test.contaminant

@@ -12,56 +12,44 @@ harmful; the question is whether the model's safety survives, and whether select
    ``user_lr``; optional per-pair weights enter the loss (SOT's importance reweighting, see
    :func:`~ckt.safety_patch.patch.reply_loss`). The learning rate and epochs are the *user's* settings,
    part of the scenario, not something a selector may tune.
-3. Every model is measured on chapter 07's held-out prompts with :func:`~ckt.safety_patch.measure.measure`
+3. Every model is measured on chapter 07's held-out prompts with :func:`~ckt.llm.measure.measure`
    (same judge, generation length and arithmetic).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import pandas as pd
 
 from ..data.overlaps import check_disjoint
-from .patch import attach, merge, refusal_sft
-from .protocol import SFT_TOKENS, Setting, finetune, protocol_key
-from .runcache import find_adapter, finetune_key, save_adapter
-from .sets import ProtocolSets
+from ..llm.runcache import finetune_key
+from ..llm.runtime import resolved
+from ..llm.sets import ProtocolSets
+from ..llm.sft import SFT_TOKENS, train_sft
 
-PATCH_SEED = 0  # the start is one fixed model: chapter 07's first-seed patch
-
-
-def patched_start(llm, tokenizer, sets: ProtocolSets, cfg):
-    """Chapter 07's default LoRA patch (lr ``cfg.patch_lr``, seed :data:`PATCH_SEED`) merged into a copy of
-    ``llm``; returns (model in eval mode, the patch's training stats, or None when its adapter came from the
-    cache, where chapter 07 or an earlier run left it)."""
-    setting = Setting("lora", float(cfg.patch_lr))
-    key = protocol_key(llm, sets, setting, cfg, PATCH_SEED)
-    if (folder := find_adapter(key)) is not None:
-        return merge(attach(copy.deepcopy(llm), folder)).eval(), None
-    patched, stats = finetune(llm, tokenizer, sets, setting, cfg, PATCH_SEED)
-    save_adapter(patched, key)
-    return merge(patched).eval(), stats
+ROOM = "sot_llm"  # this room's source keys the user's fine-tunes (ckt.llm.runcache.code_hash)
 
 
 def user_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float] | None = None):
     """A fresh LoRA adapter trained on a copy of ``start`` with the user's ``pairs`` (columns prompt,
     response) and optional per-pair ``weights``; returns (model, stats). ``start`` is left untouched."""
+    cfg = resolved(cfg, start)
     if len(pairs) == 0:
         raise ValueError("the user's fine-tuning set is empty: a selection kept no pair")
     if weights is not None and len(weights) != len(pairs):
         raise ValueError(f"{len(weights)} weights for {len(pairs)} pairs: give one weight per pair")
-    return refusal_sft(start, tokenizer, list(pairs["prompt"]), list(pairs["response"]), method="lora",
+    return train_sft(start, tokenizer, list(pairs["prompt"]), list(pairs["response"]), method="lora",
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs, lr=cfg.user_lr,
                        seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision, weights=weights)
 
 
 def user_key(start, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float] | None = None) -> str:
-    """:func:`~ckt.safety_patch.runcache.finetune_key` of :func:`user_finetune`'s run."""
+    """:func:`~ckt.llm.runcache.finetune_key` of :func:`user_finetune`'s run."""
+    cfg = resolved(cfg, start)
     return finetune_key(start, list(pairs["prompt"]), list(pairs["response"]), method="lora", lr=cfg.user_lr,
                         seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs,
-                        precision=cfg.llm_precision, weights=weights)
+                        precision=cfg.llm_precision, weights=weights, room=ROOM)
 
 
 def check_user_data_disjoint(sets: ProtocolSets, named_pairs: dict[str, Sequence[str]]) -> None:
