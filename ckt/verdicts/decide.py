@@ -53,7 +53,8 @@ UNITS = {"helpfulness_loglik": "nats/token", "overlap": "cos²", "projection_rat
 # The range one per-item (or per-seed) score can take, for the exact bound of a difference with no variance
 # (stats.exact_difference). Rates in percent: 0 to 100; a metric not listed (a log-likelihood, a ratio) has none.
 PERCENT = (0.0, 100.0)
-SCORE_RANGES = {**{m: PERCENT for m in MARGINS if m not in UNITS}, "acc_shift": PERCENT, "overlap": (0.0, 1.0)}
+SCORE_RANGES = {**{m: PERCENT for m in MARGINS if m not in UNITS}, "acc_shift": PERCENT, "overlap": (0.0, 1.0),
+                "keep_fraction": (0.0, 1.0)}
 
 
 def unit(metric: str) -> str:
@@ -222,9 +223,9 @@ def describe_difference(diff: Difference, metric: str, margin: float | None = No
     if diff.method == NO_VARIANCE:
         return (f"{metric}: difference {diff.estimate:+.2f} {u}, every paired score equal and the score unbounded "
                 f"(no variance: undecidable), {n}: {outcome}.")
-    kind = "exact bound, no variance" if diff.method == EXACT else "CI"
-    text = (f"{metric}: difference {diff.estimate:+.2f} {u} (95% {kind} {diff.ci_low:+.2f} to {diff.ci_high:+.2f}; "
-            f"90% {kind} {diff.eq_low:+.2f} to {diff.eq_high:+.2f}")
+    ci, eq = ("no variance: exact 95% bound", "90% bound") if diff.method == EXACT else ("95% CI", "90% CI")
+    text = (f"{metric}: difference {diff.estimate:+.2f} {u} ({ci} {diff.ci_low:+.2f} to {diff.ci_high:+.2f}; "
+            f"{eq} {diff.eq_low:+.2f} to {diff.eq_high:+.2f}")
     text += f" vs margin ±{margin:g} {u})" if margin is not None else ")"
     text += f", p = {diff.p_value:.2g}, {n}: {outcome}"
     if outcome == "inconclusive" and diff.method != EXACT:
