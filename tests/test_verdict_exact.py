@@ -201,3 +201,27 @@ def test_coverage_table_values_rise_with_seeds_and_run_fast():
     assert table == {1.0: [0.971, 0.966, 0.968, 0.947], 3.0: [0.918, 0.954, 0.95, 0.949],
                      6.0: [0.812, 0.882, 0.928, 0.944]}
     assert table[6.0] == sorted(table[6.0]) and table[1.0][-1] >= 0.9
+
+
+def test_one_seed_of_predictions_gives_no_verdict():
+    d = paired_difference(Predictions(PRED[:1], Y), Predictions(PRED[1:], Y))
+    assert d.estimate == pytest.approx(100 * (2 / 3 + 4 / 5) / 2 - 100) and not d.enough
+
+
+def test_chapters_read_macro_f1_as_predictions_from_the_saved_items(tmp_path):
+    """nb.matrix gives macro-F1 as Predictions (each seed's predicted classes, the items' labels) from the per-item
+    files a sweep saves, so every chapter's macro-F1 interval and comparison resamples items."""
+    import pandas as pd
+
+    from ckt.book import notebook as nb
+    from ckt.experiments.sweep import save_items
+
+    table = tmp_path / "results.csv"
+    for rid, pred in (("r1", PRED[1]), ("r0", PRED[0])):
+        save_items(table, rid, {"accuracy": 100.0 * (pred == Y), "predicted": pred, "label": Y})
+    part = pd.DataFrame({"run_id": ["r1", "r0"], "seed": [1, 0]})
+    got = nb.matrix(part, "macro_f1", table)
+    assert isinstance(got, Predictions)
+    np.testing.assert_array_equal(got.predicted, PRED)  # ordered by seed
+    np.testing.assert_array_equal(got.labels, Y)
+    assert interval(got).mean == pytest.approx((macro_f1(Y, PRED[0]) + 100) / 2)
