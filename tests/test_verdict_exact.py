@@ -100,6 +100,10 @@ def test_macro_f1_by_seed_by_hand():
     np.testing.assert_allclose(got, [[100 * (2 / 3 + 4 / 5) / 2, 100.0], [100 / 3, 100.0]])
     assert got[0, 0] == pytest.approx(macro_f1(Y, PRED[0])) and got[1, 0] == pytest.approx(
         macro_f1([0, 0, 1, 1], [1, 1, 1, 1]))  # the same as the package's metric on the repeated items
+    # k = (0, 0, 2, 2): no class-0 item drawn and none predicted: 2TP + FP + FN = 0, F1₀ = 0 (the class set is
+    # the full data's, as macro_f1(..., labels=[0, 1]) would score it), F1₁ = 1: macro 50 for both seeds
+    np.testing.assert_allclose(macro_f1_by_seed(p, np.array([[0, 0, 2, 2]])), [[50.0, 50.0]])
+    assert macro_f1([1, 1, 1, 1], [1, 1, 1, 1], labels=[0, 1]) == 50.0
 
 
 def test_a_class_seen_only_in_one_seeds_predictions_counts_for_that_seed_alone():
@@ -161,9 +165,22 @@ def test_predictions_are_checked():
         paired_difference(Predictions(PRED, Y), Predictions(PRED, 1 - Y))
 
 
-def test_identical_predictions_have_no_variance_and_no_verdict():
-    d = paired_difference(Predictions(PRED, Y), Predictions(PRED.copy(), Y))
-    assert (d.estimate, d.method) == (0.0, "no variance: undecidable") and compare_beats(d, 1.0) == "inconclusive"
+def test_identical_predictions_get_the_exact_macro_f1_bound():
+    """Both arms predict the same class on every cell (an ablation that changes nothing). Balanced binary labels
+    over 2,000 items: |Δ| ≤ 100 · 3u · mean(1/π) = 600 · u, u₉₀ = 1 − 0.05^(1/2000) = 0.0014967 → ±0.898 (inside
+    macro-F1's 1-point margin), u₉₅ = 0.0018427 → ±1.106. Four items, one of class 0 and three of class 1:
+    mean(1/π) = (4 + 4/3) / 2 = 8/3, so 800 · u with u₉₀ = 1 − 0.05^(1/4) = 0.52713 → ±421.7 (no bound)."""
+    y = np.repeat([0, 1], 1000)
+    pred = np.tile(np.where(np.arange(2000) % 7 == 0, 1 - y, y), (2, 1))
+    d = paired_difference(Predictions(pred, y), Predictions(pred.copy(), y))
+    assert (d.estimate, d.method, d.p_value, d.se) == (0.0, "exact bound", 1.0, 0.0)
+    assert (d.eq_low, d.eq_high) == pytest.approx((-0.89805, 0.89805), abs=1e-5)
+    assert (d.ci_low, d.ci_high) == pytest.approx((-1.10564, 1.10564), abs=1e-5)
+    assert compare_equivalent(d, 1.0) == "equivalent" and compare_beats(d, 1.0) == "equivalent"
+    small = paired_difference(Predictions(PRED, [0, 1, 1, 1]), Predictions(PRED.copy(), [0, 1, 1, 1]))
+    assert small.eq_high == pytest.approx(800 * 0.527129, abs=1e-3)
+    one_seed = paired_difference(Predictions(PRED[:1], Y), Predictions(PRED[:1], Y))
+    assert not one_seed.enough  # one seed: no verdict, bound or not
 
 
 # --- coverage of the crossed bootstrap ----------------------------------------------------------------------------

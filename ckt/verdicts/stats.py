@@ -140,8 +140,9 @@ def macro_f1_by_seed(p: Predictions, k: np.ndarray) -> np.ndarray:
 
     With weighted counts TP_sj = Σ_i k_i [ŷ_si = j][y_i = j], PP_sj = Σ_i k_i [ŷ_si = j], TT_j = Σ_i k_i [y_i = j]:
     F1_sj = 2·TP_sj / (PP_sj + TT_j) (= 2TP / (2TP + FP + FN); 0 where the denominator is 0), and macro-F1_s =
-    100 · mean of F1_sj over the classes j seen in the labels or in seed s's predictions. With k = 1 this is
-    :func:`ckt.core.metrics.macro_f1` of each seed exactly.
+    100 · mean of F1_sj over the classes j seen in the labels or in seed s's predictions on *all* the items (a
+    class none of whose items was drawn scores 0, as with scikit-learn's ``labels`` and ``zero_division=0``).
+    With k = 1 this is :func:`ckt.core.metrics.macro_f1` of each seed exactly.
     """
     classes = np.union1d(p.labels, p.predicted)
     pred = p.predicted[..., None] == classes  # (n_seeds, n_items, n_classes)
@@ -230,21 +231,45 @@ def exact_difference(x: float, n_seeds: int, n_items: int, span: tuple[float, fl
     return Difference(x, *bound(1 - ALPHA / 2), *bound(1 - ALPHA), p, 0.0, nan, n_seeds, n_items, EXACT)
 
 
+def unchanged_macro_f1(p: Predictions) -> Difference:
+    """Macro-F1(A) − macro-F1(B) when both arms predict the same class on every cell: an exact bound around 0.
+
+    No item's prediction differs, so the share u of the population whose prediction could differ is at most
+    :func:`zero_count_bound` (n_items, level). Changing the predictions on a share u moves each class's
+    TP and PP by at most u while TT = π_j (the class's share of the labels) stays: with D = PP + TT ≥ π_j,
+    |Δ(2TP / D)| ≤ (2u·D + 2TP·u) / (D·D') ≤ 3u / π_j (as 2TP ≤ D). A class no label has keeps TP = 0, F1 = 0.
+    So |Δ macro-F1| ≤ 100 · 3u · mean over the labelled classes of 1/π_j: for balanced binary labels 600 · u
+    (0.90 points at 2,000 items, level 0.95). p = 1, SE 0, MDD NaN, ``method`` :data:`EXACT`.
+    """
+    n_seeds, n_items = p.predicted.shape
+    _, counts = np.unique(p.labels, return_counts=True)
+    spread = 300.0 * float(np.mean(n_items / counts))
+
+    def bound(level):
+        u = zero_count_bound(n_items, level)
+        return -spread * u, spread * u
+
+    return Difference(0.0, *bound(1 - ALPHA / 2), *bound(1 - ALPHA), 1.0, 0.0, math.nan, n_seeds, n_items, EXACT)
+
+
 def paired_difference(a, b, n_boot: int = N_BOOT, seed: int = 0, *,
                       bounds: tuple[float, float] | None = None) -> Difference:
     """A − B paired by seed and item: estimate = mean(a − b), intervals, p, SE and MDD from one bootstrap.
 
     ``a`` and ``b`` are (n_seeds, n_items) score matrices whose row s comes from runs with the same seed s
     and whose column i is the same test item, or two :class:`Predictions` (macro-F1, recomputed on each
-    resample of the items). SE = standard deviation (ddof = 1) of the replicates. ``bounds`` = (lo, hi), the
-    range one score can take (e.g. (0, 100) for a rate in percent): where every paired difference is equal
-    the interval is :func:`exact_difference`'s, over the range (lo − hi, hi − lo) a difference can take; without
-    ``bounds``, or when a score lies outside them, such a difference is undecidable.
+    resample of the items; the same prediction on every cell: :func:`unchanged_macro_f1`). SE = standard
+    deviation (ddof = 1) of the replicates. ``bounds`` = (lo, hi), the range one score can take (e.g. (0, 100)
+    for a rate in percent): where every paired difference is equal the interval is :func:`exact_difference`'s,
+    over the range (lo − hi, hi − lo) a difference can take; without ``bounds``, or when a score lies outside
+    them, such a difference is undecidable.
     """
     if isinstance(a, Predictions):
         if not isinstance(b, Predictions) or a.predicted.shape != b.predicted.shape or \
                 not np.array_equal(a.labels, b.labels):
             raise ValueError("paired macro-F1 needs two Predictions of the same shape on the same labelled items")
+        if can_decide(a.predicted) and np.array_equal(a.predicted, b.predicted):
+            return unchanged_macro_f1(a)
         return _difference(*macro_f1_bootstrap(a, b, n_boot, seed), a.predicted, None)
     a, b = as_matrix(a), as_matrix(b)
     if a.shape != b.shape:
