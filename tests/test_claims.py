@@ -17,7 +17,9 @@ from ckt.verdicts import (
 )
 
 
-def const(value, seeds=3, items=4):
+def const(value, seeds=3, items=2000):
+    """Every score equal: a difference of two such arms has no variance, so its interval is the exact bound over
+    2,000 items (scores in [0, 100]): u₉₅ = 1 − 0.025^(1/2000) = 0.0018427, u₉₀ = 1 − 0.05^(1/2000) = 0.0014967."""
     return np.full((seeds, items), float(value))
 
 
@@ -27,15 +29,19 @@ def noisy(mean, seed, seeds=5, items=200, sd=30.0):
 
 def test_compare_beats_on_a_constant_difference_and_never_with_one_seed():
     c = compare("a vs b", "accuracy", const(80), const(78))
-    assert c.outcome == "higher" and c.diff.estimate == 2.0 and c.diff.ci_low == c.diff.ci_high == 2.0
+    # [2 − 102·u₉₅, 2 + 98·u₉₅]: a cell of A − B lies in [−100, 100]; the 90% one (1.85, 2.15) lies beyond ±1
+    assert c.outcome == "higher" and c.diff.estimate == 2.0 and c.diff.method == "exact bound"
+    assert (c.diff.ci_low, c.diff.ci_high) == pytest.approx((1.812041, 2.180588), abs=1e-6)
     assert compare("b vs a", "accuracy", const(78), const(80)).outcome == "lower"
     assert compare("a vs b", "accuracy", const(80, seeds=1), const(78, seeds=1)).outcome == "not enough seeds"
 
 
 def test_compare_equivalence_uses_the_declared_margin():
-    # a constant 0.3 pp gap: inside the ±1 pp accuracy margin, outside a ±0.2 margin
+    # a constant 0.3 pp gap: 90% bound [0.3 − 100.3·u₉₀, 0.3 + 99.7·u₉₀] = [0.150, 0.449], inside the ±1 pp
+    # accuracy margin, outside a ±0.2 margin; the 95% bound [0.115, 0.484] excludes 0
     assert compare("x", "accuracy", const(80.3), const(80), test="equivalent").outcome == "equivalent"
     assert compare("x", "accuracy", const(80.3), const(80), test="equivalent", margin=0.2).outcome == "different"
+    assert compare("x", "accuracy", const(80.3), const(80)).outcome == "higher, smaller than the margin"
     # tied means are not "kept": wide noise leaves the 90% interval outside ±1 → inconclusive
     tied = compare("x", "accuracy", noisy(80, 1), noisy(80, 2), test="equivalent")
     assert tied.outcome == "inconclusive" and tied.diff.mdd > 1.0
@@ -72,10 +78,11 @@ def test_interior_peak_needs_the_validation_pick_to_beat_both_ends_on_test():
     pick, comps = interior_peak("accuracy", list(val), val, test)
     assert pick == 1.0  # validation picks 1.0 even though 4.0 is higher on test
     assert [c.outcome for c in comps] == ["higher", "higher"]
-    assert claim_row("peak", "interior", comps, "r")["verdict"] == "reproduced"
+    assert claim_row("peak", "interior", comps, "r", shape="conjunctive")["verdict"] == "reproduced"
     test[8.0] = const(90)  # an end beats the pick: the claim is contradicted
     _, comps = interior_peak("accuracy", list(val), val, test)
-    assert claim_row("peak", "interior", comps, "r")["verdict"] == "partly reproduced"
+    assert claim_row("peak", "interior", comps, "r", shape="conjunctive")["verdict"] == "not reproduced"
+    assert claim_row("peak", "interior", comps, "r", shape="existential")["verdict"] == "partly reproduced"
     assert interior_peak("accuracy", [0.0, 1.0], val, test) == (None, [])
 
 
@@ -89,11 +96,13 @@ def test_best_across_metrics_picks_the_rival_on_validation():
 def test_claim_row_keeps_the_numbers_and_allows_not_testable():
     comps = [compare("ckt vs ce", "accuracy", const(80), const(78)),
              compare("ckt vs ce", "noise_robustness", const(70), const(70))]
-    row = claim_row("c", "p", comps, "r")
-    assert row["verdict"] == "partly reproduced"  # one supports, one is inconclusive
+    row = claim_row("c", "p", comps, "r", shape="existential")
+    assert row["verdict"] == "partly reproduced"  # one supports, one is equivalent (within ±0.15 of 0: contradicts)
+    assert row["shape"] == "existential"
+    assert claim_row("c", "p", comps, "r", shape="conjunctive")["verdict"] == "not reproduced"
     assert row["comparisons"][0]["effect"] == 2.0 and row["comparisons"][0]["margin"] == 1.0
-    assert row["comparisons"][0]["n_seeds"] == 3 and row["comparisons"][0]["n_items"] == 4
-    assert claim_row("c", "p", [], "r", verdict="not testable")["verdict"] in VERDICTS
+    assert row["comparisons"][0]["n_seeds"] == 3 and row["comparisons"][0]["n_items"] == 2000
+    assert claim_row("c", "p", [], "r", verdict="not testable", shape="conjunctive")["verdict"] in VERDICTS
 
 
 def test_said_words_every_outcome():
@@ -116,7 +125,7 @@ def test_test_data_cannot_be_read_while_a_choice_is_made(benchmark):
 
 
 def test_a_claim_whose_arms_were_not_run_is_not_testable():
-    row = claim_row("c", "p", [], "r")
+    row = claim_row("c", "p", [], "r", shape="conjunctive")
     assert row["verdict"] == "not testable" and "not run" in row["reason"]
 
 

@@ -29,7 +29,7 @@ from ckt.verdicts import (
 )
 
 
-def const(value, seeds=3, items=4):
+def const(value, seeds=3, items=2000):
     return np.full((seeds, items), float(value))
 
 
@@ -77,12 +77,13 @@ def test_any_metric_with_one_seed_reports_the_first_metric_without_a_verdict():
     c = any_metric("ckt vs ce", a, b, expected="lower")
     assert (c.label, c.metric, c.test, c.expected, c.outcome) == (
         "ckt vs ce", "accuracy", "beats", "lower", "not enough seeds")
-    assert c.diff.estimate == 2.0 and (c.diff.n_seeds, c.diff.n_items) == (1, 4) and math.isnan(c.diff.ci_low)
-    assert c.text == "ckt vs ce: accuracy: n = 1 seed × 4 items: not enough seeds for a verdict."
+    assert c.diff.estimate == 2.0 and (c.diff.n_seeds, c.diff.n_items) == (1, 2000) and math.isnan(c.diff.ci_low)
+    assert c.text == "ckt vs ce: accuracy: n = 1 seed × 2000 items: not enough seeds for a verdict."
 
 
 def test_any_metric_row_is_the_wanted_metric_with_its_full_sentence():
-    """Accuracy rises (+2) and noise robustness falls (−3), both constant, so Holm rejects both (p = 1/2001 each).
+    """Accuracy rises (+2) and noise robustness falls (−3), both constant over 2,000 items: the exact bound
+    (see ``const``) gives the sign test's p = 2 · 0.5²⁰⁰⁰ (0 in floating point), so Holm rejects both.
     A claim expecting "higher" is supported and shows accuracy; one expecting "lower" is supported and shows noise
     robustness, even though the other direction was rejected too. Pins label, metric, test, expectation, the
     difference kept and the sentence."""
@@ -93,21 +94,25 @@ def test_any_metric_row_is_the_wanted_metric_with_its_full_sentence():
         "ckt vs ce (accuracy, Holm over 2 metrics)", "accuracy", "beats", "higher", "higher")
     assert up.diff.estimate == 2.0
     assert up.text == (
-        "ckt vs ce (accuracy, Holm over 2 metrics): accuracy: difference +2.00 pp (95% CI +2.00 to +2.00; "
-        f"90% CI +2.00 to +2.00 vs margin ±1 pp), p = {CONSTANT_P}, n = 3 seeds × 4 items: higher.")
+        "ckt vs ce (accuracy, Holm over 2 metrics): accuracy: difference +2.00 pp (no variance: exact 95% bound "
+        "+1.81 to +2.18; 90% bound +1.85 to +2.15 vs margin ±1 pp), p = 0, n = 3 seeds × 2000 items: higher.")
     down = any_metric("ckt vs ce", a, b, expected="lower")
     assert (down.label, down.metric, down.expected, down.outcome, down.diff.estimate) == (
         "ckt vs ce (noise_robustness, Holm over 2 metrics)", "noise_robustness", "lower", "lower", -3.0)
 
 
 def test_any_metric_for_a_claim_that_expects_lower():
-    """The directions swap for a claim expecting "lower": a rejected fall supports it, a rejected rise (even one
-    under 1 pp) contradicts it as "higher", and an unrejected fall is only inconclusive."""
+    """The directions swap for a claim expecting "lower": a rejected fall supports it (partly, when it is under
+    the 1 pp margin), a rejected rise (even one under 1 pp) contradicts it as "higher", and an unrejected fall is
+    only inconclusive. A fall of 2: 90% bound [−2 − 98·u₉₀, −2 + 102·u₉₀] = [−2.15, −1.85], beyond −1."""
     same = {"noise_robustness": const(70)}
-    fall = any_metric("x", {"accuracy": const(79.5), **same}, {"accuracy": const(80), **same}, expected="lower")
-    assert (fall.outcome, fall.metric, fall.diff.estimate) == ("lower", "accuracy", -0.5)
+    fall = any_metric("x", {"accuracy": const(78), **same}, {"accuracy": const(80), **same}, expected="lower")
+    assert (fall.outcome, fall.metric, fall.diff.estimate) == ("lower", "accuracy", -2.0)
+    slight = any_metric("x", {"accuracy": const(79.5), **same}, {"accuracy": const(80), **same}, expected="lower")
+    assert (slight.outcome, slight.metric, slight.diff.estimate) == ("lower, smaller than the margin", "accuracy", -0.5)
     rise = any_metric("x", {"accuracy": const(80.5), **same}, {"accuracy": const(80), **same}, expected="lower")
-    assert (rise.outcome, rise.metric, rise.expected, rise.diff.estimate) == ("higher", "accuracy", "lower", 0.5)
+    assert (rise.outcome, rise.metric, rise.expected, rise.diff.estimate) == (
+        "higher, smaller than the margin", "accuracy", "lower", 0.5)
     # A − B = [[1, 1], [−2, −2]] (2 seeds × 2 items), estimate −0.5: a quarter of the replicates draw seed 0 twice
     # (+1), half draw each seed once (−0.5), a quarter seed 1 twice (−2): p ≈ 2 · 0.25, not rejected.
     noisy_fall = any_metric("x", {"accuracy": np.array([[81.0, 81.0], [78.0, 78.0]]), **same},
@@ -116,20 +121,36 @@ def test_any_metric_for_a_claim_that_expects_lower():
     assert (noisy_fall.diff.estimate, noisy_fall.diff.ci_low, noisy_fall.diff.ci_high) == (-0.5, -2.0, 1.0)
 
 
-def test_any_metric_rise_under_one_point_supports_a_higher_claim():
-    """A rejected +0.5 pp is "higher": the direction is the sign of the estimate, not a 1 pp threshold."""
+def test_any_metric_rise_under_one_point_partly_supports_a_higher_claim():
+    """A rejected +0.5 pp whose 90% bound [0.5 − 100.5·u₉₀, 0.5 + 99.5·u₉₀] = [0.35, 0.65] lies inside the 1 pp
+    margin is "higher, smaller than the margin": the direction is the sign of the estimate, its size the margin's.
+    A rejected rise beside it beyond its margin decides instead; a rejected fall beyond its margin is outranked by
+    any rise, and a slight fall by a slight rise."""
     c = any_metric("x", {"accuracy": const(80.5)}, {"accuracy": const(80)})
-    assert (c.outcome, c.label) == ("higher", "x (accuracy, Holm over 1 metrics)")
+    assert (c.outcome, c.label) == ("higher, smaller than the margin", "x (accuracy, Holm over 1 metrics)")
+    both = any_metric("x", {"accuracy": const(80.5), "noise_robustness": const(73)},
+                      {"accuracy": const(80), "noise_robustness": const(70)})
+    assert (both.outcome, both.metric) == ("higher", "noise_robustness")
+    mixed = any_metric("x", {"accuracy": const(80.5), "noise_robustness": const(67)},
+                       {"accuracy": const(80), "noise_robustness": const(70)})
+    assert (mixed.outcome, mixed.metric) == ("higher, smaller than the margin", "accuracy")
+    slight = any_metric("x", {"accuracy": const(80.5), "noise_robustness": const(69.5)},
+                        {"accuracy": const(80), "noise_robustness": const(70)})
+    assert (slight.outcome, slight.metric) == ("higher, smaller than the margin", "accuracy")
+    down = any_metric("x", {"accuracy": const(80), "noise_robustness": const(69.5)},
+                      {"accuracy": const(80), "noise_robustness": const(70)})
+    assert (down.outcome, down.metric) == ("lower, smaller than the margin", "noise_robustness")
 
 
 def test_any_metric_shows_the_metric_with_the_smallest_p_value():
-    """Both metrics are rejected (noise robustness: constant +2, p = 1/2001; accuracy: the lopsided fixture,
-    p ≈ 0.013 ≤ 0.05 at Holm's second step): the row shows the smaller p-value, not the first name."""
-    a = {"accuracy": A5, "noise_robustness": np.full(5, 72.0)}
+    """Both metrics are rejected (noise robustness: +[2, 2, 2, 2, 2.5] per seed, no replicate near 0, p = 1/2001;
+    accuracy: the lopsided fixture, p ≈ 0.013 ≤ 0.05 at Holm's second step): the row shows the smaller p-value,
+    not the first name."""
+    a = {"accuracy": A5, "noise_robustness": np.array([72.0, 72.0, 72.0, 72.0, 72.5])}
     b = {"accuracy": B5, "noise_robustness": np.full(5, 70.0)}
     c = any_metric("ckt vs ce", a, b)
     assert c.outcome == "higher" and c.metric == "noise_robustness"
-    assert c.label == "ckt vs ce (noise_robustness, Holm over 2 metrics)" and c.diff.estimate == 2.0
+    assert c.label == "ckt vs ce (noise_robustness, Holm over 2 metrics)" and c.diff.estimate == pytest.approx(2.1)
 
 
 def test_any_metric_passes_its_seed_to_the_bootstrap_and_defaults_to_zero():
@@ -337,43 +358,52 @@ def test_describe_peak_without_a_verdict():
 # --- claim_row -------------------------------------------------------------------------------------------------------
 
 def test_claim_row_exact_row():
-    """The whole row a chapter's claims table is built from: keys, the sentences joined by "; ", the verdict from
-    every comparison's own expectation, and each comparison's numbers (a metric without a declared margin: None;
-    constant differences: SE 0, so MDD 0)."""
+    """The whole row a chapter's claims table is built from: keys (the claim's shape among them), the sentences
+    joined by "; ", the verdict from every comparison's own expectation, and each comparison's numbers (a metric
+    without a declared margin: None). Constant differences over 2,000 items get the exact bound (see ``const``:
+    +2 → [1.81, 2.18]; +0.25 → [0.25 − 100.25·u₉₅, 0.25 + 99.75·u₉₅] = [0.07, 0.43], 90% [0.10, 0.40] inside ±1),
+    SE 0 and no MDD; an unbounded metric (projection ratio) with no variance is undecidable."""
     comps = [compare("ckt vs ce", "accuracy", const(82), const(80)),
              compare("bf16 vs fp32", "overall_safety", const(70.25), const(70), test="equivalent",
                      expected="equivalent"),
              compare("patch vs random", "projection_ratio", const(3), const(1))]
-    row = claim_row("CKT is more accurate", "+2.1 pp", comps, "all three hold")
+    row = claim_row("CKT is more accurate", "+2.1 pp", comps, "all three hold", shape="existential")
     measured = "; ".join([
-        "ckt vs ce: accuracy: difference +2.00 pp (95% CI +2.00 to +2.00; 90% CI +2.00 to +2.00 vs margin ±1 pp), "
-        f"p = {CONSTANT_P}, n = 3 seeds × 4 items: higher.",
-        "bf16 vs fp32: overall_safety: difference +0.25 pp (95% CI +0.25 to +0.25; 90% CI +0.25 to +0.25 vs margin "
-        f"±1 pp), p = {CONSTANT_P}, n = 3 seeds × 4 items: equivalent.",
-        "patch vs random: projection_ratio: difference +2.00 × random (95% CI +2.00 to +2.00; 90% CI +2.00 to +2.00), "
-        f"p = {CONSTANT_P}, n = 3 seeds × 4 items: higher."])
+        "ckt vs ce: accuracy: difference +2.00 pp (no variance: exact 95% bound +1.81 to +2.18; 90% bound +1.85 to "
+        "+2.15 vs margin ±1 pp), p = 0, n = 3 seeds × 2000 items: higher.",
+        "bf16 vs fp32: overall_safety: difference +0.25 pp (no variance: exact 95% bound +0.07 to +0.43; 90% bound "
+        "+0.10 to +0.40 vs margin ±1 pp), p = 0, n = 3 seeds × 2000 items: equivalent.",
+        "patch vs random: projection_ratio: difference +2.00 × random, every paired score equal and the score "
+        "unbounded (no variance: undecidable), n = 3 seeds × 2000 items: inconclusive."])
 
-    def numbers(label, metric, test, outcome, effect, margin):
+    def numbers(label, metric, test, outcome, effect, ci, margin):
         return {"comparison": label, "metric": metric, "test": test, "outcome": outcome, "effect": effect,
-                "ci_low": effect, "ci_high": effect, "margin": margin, "n_seeds": 3, "n_items": 4, "mdd": 0.0}
+                "ci_low": ci[0], "ci_high": ci[1], "margin": margin, "n_seeds": 3, "n_items": 2000, "mdd": math.nan}
 
-    assert row == {
-        "claim": "CKT is more accurate", "paper": "+2.1 pp", "measured": measured, "verdict": "reproduced",
-        "reason": "all three hold",
-        "comparisons": [numbers("ckt vs ce", "accuracy", "beats", "higher", 2.0, 1.0),
-                        numbers("bf16 vs fp32", "overall_safety", "equivalent", "equivalent", 0.25, 1.0),
-                        numbers("patch vs random", "projection_ratio", "beats", "higher", 2.0, None)]}
+    expected = {
+        "claim": "CKT is more accurate", "shape": "existential", "paper": "+2.1 pp", "measured": measured,
+        "verdict": "partly reproduced", "reason": "all three hold",
+        "comparisons": [numbers("ckt vs ce", "accuracy", "beats", "higher", 2.0, (1.812041, 2.180588), 1.0),
+                        numbers("bf16 vs fp32", "overall_safety", "equivalent", "equivalent", 0.25,
+                                (0.065265, 0.433813), 1.0),
+                        numbers("patch vs random", "projection_ratio", "beats", "inconclusive", 2.0,
+                                (math.nan, math.nan), None)]}
+    assert {k: v for k, v in row.items() if k != "comparisons"} == {
+        k: v for k, v in expected.items() if k != "comparisons"}
+    for got, want in zip(row["comparisons"], expected["comparisons"], strict=True):
+        assert got == pytest.approx(want, nan_ok=True, abs=1e-6)
+    assert claim_row("c", "p", comps[:2], "r", shape="conjunctive")["verdict"] == "reproduced"
 
 
 def test_claim_row_without_comparisons():
     """No comparison: the measured column shows a dash; a claim whose arms were not run says so in its reason,
     while a verdict given by the caller keeps the caller's reason."""
-    assert claim_row("c", "p", [], "needs the full grid") == {
-        "claim": "c", "paper": "p", "measured": "—", "verdict": "not testable",
+    assert claim_row("c", "p", [], "needs the full grid", shape="conjunctive") == {
+        "claim": "c", "shape": "conjunctive", "paper": "p", "measured": "—", "verdict": "not testable",
         "reason": "needs the full grid (not run with these parameters)", "comparisons": []}
-    assert claim_row("c", "p", [], "no such data", verdict="not testable") == {
-        "claim": "c", "paper": "p", "measured": "—", "verdict": "not testable", "reason": "no such data",
-        "comparisons": []}
+    assert claim_row("c", "p", [], "no such data", verdict="not testable", shape="superlative") == {
+        "claim": "c", "shape": "superlative", "paper": "p", "measured": "—", "verdict": "not testable",
+        "reason": "no such data", "comparisons": []}
 
 
 # --- peak_outcome / peak_claim_verdict: a peak is one finding per metric ---------------------------------------------
@@ -399,6 +429,12 @@ def _ends(*outcomes):
     (("higher", "not enough seeds"), "not enough seeds"),
     (("lower", "not enough seeds"), "not enough seeds"),
     ((), "inconclusive"),
+    (("higher", "higher, smaller than the margin"), "higher, smaller than the margin"),  # a peak, but slight
+    (("higher, smaller than the margin",) * 2, "higher, smaller than the margin"),
+    (("higher, smaller than the margin", "inconclusive"), "inconclusive"),
+    (("higher", "lower, smaller than the margin"), "lower, smaller than the margin"),  # an end slightly above
+    (("lower, smaller than the margin", "equivalent"), "equivalent"),
+    (("lower", "lower, smaller than the margin"), "lower"),
 ])
 def test_peak_outcome_needs_both_ends_beaten(outcomes, finding):
     from ckt.verdicts import peak_outcome
@@ -408,19 +444,27 @@ def test_peak_outcome_needs_both_ends_beaten(outcomes, finding):
 
 def test_a_peak_claim_counts_metrics_not_comparisons():
     """Chapter 02's default run: one metric beats one end only, the others beat neither. Counted per comparison
-    that is one supporting comparison out of six ("partly reproduced"); counted per metric no metric peaks."""
+    that is one supporting comparison out of six ("partly reproduced"); counted per metric no metric peaks. The
+    claim is conjunctive ("the metrics peak"): one metric without a peak (an end above, or within the margin)
+    refutes it, where an existential reading would call it partial."""
     from ckt.verdicts import peak_claim_verdict
 
     peaks = {"kd_alignment": _ends("inconclusive", "inconclusive"),
              "noise_robustness": _ends("inconclusive", "inconclusive"),
              "alignment_stability": _ends("inconclusive", "higher")}
-    assert peak_claim_verdict(peaks) == "inconclusive"
-    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("higher", "higher")}) == "partly reproduced"
-    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("lower", "higher")}) == "not reproduced"
-    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("equivalent", "higher")}) == "not reproduced"
-    assert peak_claim_verdict({m: _ends("higher", "higher") for m in peaks}) == "reproduced"
-    assert peak_claim_verdict({"a": _ends("higher", "higher"), "b": []}) == "reproduced"  # b had no interior
-    assert peak_claim_verdict({"a": [], "b": []}) is None
+    every = {"shape": "conjunctive"}
+    assert peak_claim_verdict(peaks, **every) == "inconclusive"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("higher", "higher")}, **every) == "partly reproduced"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("lower", "higher")}, **every) == "not reproduced"
+    assert peak_claim_verdict({**peaks, "kd_alignment": _ends("equivalent", "higher")}, **every) == "not reproduced"
+    assert peak_claim_verdict({m: _ends("higher", "higher") for m in peaks}, **every) == "reproduced"
+    assert peak_claim_verdict({"a": _ends("higher", "higher"), "b": []}, **every) == "reproduced"  # b: no interior
+    assert peak_claim_verdict({"a": [], "b": []}, **every) is None
+    one_refuted = {"a": _ends("higher", "higher"), "b": _ends("lower", "higher")}
+    assert peak_claim_verdict(one_refuted, **every) == "not reproduced"
+    assert peak_claim_verdict(one_refuted, shape="existential") == "partly reproduced"
+    slight = {"a": _ends("higher", "higher"), "b": _ends("higher", "higher, smaller than the margin")}
+    assert peak_claim_verdict(slight, **every) == "partly reproduced"
 
 
 def test_compare_beats_uses_the_callers_margin_for_its_equivalence_fallback():

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from ckt.core import metrics as M
 from ckt.core.evaluate import EvalSet, evaluate, suite_logits
 
 
@@ -235,7 +236,10 @@ def test_per_item_scores_by_hand_and_their_means_are_the_metrics():
     for key in ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift"):
         assert items[key].mean() == pytest.approx(out[key]), key
     assert set(items) == {"accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety",
-                          "acc_shift"}
+                          "acc_shift", "predicted", "label"}
+    # macro-F1's per-item input: clean predictions and labels, from which it is recomputed exactly
+    assert M.macro_f1(items["label"], items["predicted"]) == pytest.approx(out["macro_f1"])
+    np.testing.assert_array_equal(items["predicted"] == items["label"], items["accuracy"] == 100)
     assert evaluate(linear_student(), linear_eval_set(), eps=0.0) == out  # the same metrics without items
 
 

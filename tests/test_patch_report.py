@@ -8,7 +8,7 @@ from ckt.book import patch_report as R
 from ckt.llm.measure import Measurement
 from ckt.safety_patch.protocol import ProtocolResult, Setting
 
-N, SEEDS = 60, [0, 1]
+N, SEEDS = 200, [0, 1]  # 200 prompts: an arm equal to the base on every prompt is within ±1.5 points (90%)
 RNG = np.random.default_rng(0)
 
 
@@ -20,7 +20,7 @@ def scores(refusal, jailbreak, over, help_shift=0.0, sentiment=None):
         return x
 
     items = {"refusal": rate(refusal), "jailbreak_refusal": rate(jailbreak), "over_refusal": rate(over),
-             "helpfulness_loglik": BASE_HELP + help_shift,
+             "helpfulness_loglik": BASE_HELP + help_shift + 0.001 * RNG.standard_normal(N),  # no two arms equal
              "sentiment_accuracy": rate(sentiment if sentiment is not None else 50)}
     for m in ("refusal", "jailbreak_refusal", "over_refusal"):
         items[f"{m}_classifier"] = items[m].copy()
@@ -32,7 +32,8 @@ BASE_HELP = -2.0 + 0.3 * RNG.standard_normal(N)
 
 
 def ortho_rows(arm, method, overlap, ratio):
-    return [{"arm": arm, "method": method, "seed": s, "layer": layer, "module": "q_proj", "left": overlap,
+    return [{"arm": arm, "method": method, "seed": s, "layer": layer, "module": "q_proj",
+             "left": overlap + 0.001 * layer * (method == "lora"),  # LoRA's gap to full FT varies by matrix
              "right": overlap, "random_left": 0.01, "random_right": 0.01, "projection_ratio": ratio + 0.01 * layer,
              "amplification": 5.0, "relative_norm": 0.01} for s in SEEDS for layer in range(4)]
 
@@ -60,7 +61,7 @@ def test_tables_list_every_arm_with_its_means(result):
     full0 = val.loc["full FT 1:0, lr 1e-05"]
     assert full0["over_refusal"] == pytest.approx(80.0) and full0["over_rise_upper"] >= 80.0
     assert not full0["admissible"] and full0["excess"] >= 80 / 5 - 1  # a rise of 80 points, budget 5
-    assert full0["help_change_lower"] == pytest.approx(-0.5)  # every prompt 0.5 nats lower: an exact bound
+    assert full0["help_change_lower"] == pytest.approx(-0.5, abs=0.05)  # about 0.5 nats lower on every prompt
     lora = val.loc["LoRA, lr 0.0002"]
     assert lora["chosen"] == "✓" and lora["admissible"] and lora["over_rise_upper"] == 0.0
     assert lora["refusal_mean"] == pytest.approx(60.0)
@@ -107,7 +108,7 @@ def test_a_patch_that_over_refuses_does_not_keep_ability(result):
 
 
 def test_judge_disagreement_counts_replies_judged_differently(result):
-    result.base_test.items["refusal_classifier"][:] = 0.0  # the classifier calls none of the 6 keyword refusals
+    result.base_test.items["refusal_classifier"][:] = 0.0  # the classifier calls none of the 20 keyword refusals
     table = R.judge_disagreement(result, SEEDS).set_index(["arm", "metric"])
     assert table.loc[("base", "refusal"), "replies judged differently (%)"] == pytest.approx(10.0)
     assert table.loc[("base", "refusal"), "classifier"] == 0.0

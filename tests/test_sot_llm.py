@@ -9,7 +9,7 @@ from ckt.book import sot_llm_report as S
 from ckt.llm.measure import Measurement
 from ckt.sot_llm.study import START, UserFinetuneResult, memoized, pair_embedders
 
-N, SEEDS = 80, [0, 1, 2]
+N, SEEDS = 200, [0, 1, 2]  # 200 prompts: an arm equal to another on every prompt is within ±1.5 points (90%)
 RNG = np.random.default_rng(0)
 BASE_HELP = -2.0 + 0.3 * RNG.standard_normal(N)
 
@@ -33,10 +33,12 @@ def test_unknown_embedding_is_one_clear_error():
 
 
 def study_rows():
-    """Harmful recall per seed: SOT 10/12/14, every rival 30/32/34 but 'loss' 11/13/13 (inconclusive); at the
-    common K, SOT's is 20 points higher (30/32/34) and the rivals' the same."""
-    recall = {"sot": [10, 12, 14], "random": [30, 32, 34], "pull": [30, 31, 35], "nearest-harm": [25, 27, 29],
-              "nearest-safe": [40, 42, 44], "loss": [11, 13, 13], "oracle": [0, 0, 0], "none": [100, 100, 100]}
+    """Harmful recall per seed: SOT 10/12/14, every rival 15 to 30 points above it (never by the same amount in
+    every seed: a constant gap over 3 seeds has no variance, and its exact bound decides nothing) but 'loss'
+    11/13/13 (not distinguishable from SOT). At the common K, SOT's is 20 points higher (30/32/34) and the
+    rivals' the same."""
+    recall = {"sot": [10, 12, 14], "random": [30, 33, 34], "pull": [30, 31, 35], "nearest-harm": [25, 28, 29],
+              "nearest-safe": [40, 43, 44], "loss": [11, 13, 13], "oracle": [0, 0, 0], "none": [100, 100, 100]}
     rows = []
     for emb, youden in (("minilm", 0.6), ("smollm2", 0.4)):
         for sel, values in recall.items():
@@ -70,12 +72,14 @@ def measurement(refusal, jailbreak, over, help_shift=0.0):
 
 
 def finetunes():
-    """none erodes refusal by 30 points; SOT keeps the start's numbers exactly; random is in between."""
+    """none erodes refusal by 30 points; SOT keeps the start's refusal numbers exactly (and its helpfulness within
+    ±0.001: log-likelihoods that are all equal would have no variance and, unbounded, no verdict); random is in
+    between."""
     heldout = {}
     for s in SEEDS:
         heldout[("none", s)] = measurement(20, 15, 0)
         heldout[("random", s)] = measurement(35, 30, 0)
-        heldout[("sot", s)] = measurement(50, 45, 0)
+        heldout[("sot", s)] = measurement(50, 45, 0, 0.001 * np.sin(np.arange(N)))  # helpfulness equal ± 0.001
         heldout[("oracle", s)] = measurement(50, 45, 0)
     sel = pd.DataFrame([{"arm": a, "seed": s, "pairs": p, "keep_fraction": p / 222, "harmful_recall": r}
                         for s in SEEDS for a, p, r in (("none", 222, 100.0), ("random", 200, 90.0),
@@ -102,7 +106,8 @@ def test_claims_from_planted_results():
     assert {k: c.outcome for k, c in cmp["recall"].items()}["random (own K)"] == "lower"
     assert cmp["recall"]["loss (own K)"].outcome != "lower"
     assert cmp["recall"]["loss (common K)"].outcome == "higher"  # 30/32/34 against 11/13/13
-    assert cmp["recall"]["nearest-harm (common K)"].outcome == "higher"  # 30/32/34 against 25/27/29
-    assert cmp["recall"]["nearest-safe (common K)"].outcome == "lower"  # against 40/42/44
-    assert verdicts["the lowest harmful recall among selectors"] == "partly reproduced"
+    assert cmp["recall"]["nearest-harm (common K)"].outcome == "higher"  # 30/32/34 against 25/28/29
+    assert cmp["recall"]["nearest-safe (common K)"].outcome == "lower"  # against 40/43/44
+    # superlative: a rival significantly lower at the common K makes "the lowest" not reproduced
+    assert verdicts["the lowest harmful recall among selectors"] == "not reproduced"
     assert all(c["comparisons"] for c in claims)

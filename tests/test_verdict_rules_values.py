@@ -131,8 +131,12 @@ def test_compare_beats_needs_two_seeds_one_item_and_a_finite_se(n_seeds, n_items
     ((-0.2, 0.8), (-1.0, 0.7), 1.0, "inconclusive"),
     ((-0.2, 0.8), (-0.1, 0.7), 0.5, "inconclusive"),  # the margin given is the one used
     ((-0.2, 0.8), (-0.1, 0.7), None, "inconclusive"),  # no margin: no equivalence test
-    ((0.1, 0.8), (0.2, 0.7), 1.0, "higher"),  # a significant difference inside the margin is still "higher"
-    ((-0.8, -0.1), (-0.7, -0.2), 1.0, "lower"),
+    ((0.1, 0.8), (0.2, 0.7), 1.0, "higher, smaller than the margin"),  # significant, 90% interval inside ±1
+    ((-0.8, -0.1), (-0.7, -0.2), 1.0, "lower, smaller than the margin"),
+    ((0.1, 0.8), (0.2, 1.0), 1.0, "higher"),  # the 90% interval touches the margin: not inside it
+    ((-0.8, -0.1), (-1.0, -0.2), 1.0, "lower"),
+    ((0.1, 0.8), (0.2, 0.7), 0.5, "higher"),  # 0.7 is beyond the caller's margin 0.5: full support
+    ((0.1, 0.8), (0.2, 0.7), None, "higher"),  # no margin: nothing to be smaller than
 ])
 def test_compare_beats_falls_back_to_tost_against_the_margin(ci, eq, margin, outcome):
     assert compare_beats(made(ci=ci, eq=eq), margin) == outcome
@@ -202,6 +206,10 @@ def test_compare_equivalent_refuses_a_margin_that_is_not_positive(margin):
     ("equivalent", "equivalent", "supports"), ("different", "equivalent", "contradicts"),
     ("inconclusive", "equivalent", "inconclusive"), ("not enough seeds", "equivalent", "not enough seeds"),
     ("different", "different", "supports"), ("equivalent", "different", "contradicts"),
+    ("higher, smaller than the margin", "higher", "partly supports"),
+    ("lower, smaller than the margin", "lower", "partly supports"),
+    ("lower, smaller than the margin", "higher", "contradicts"),  # significantly the other way, if slightly
+    ("higher, smaller than the margin", "lower", "contradicts"),
 ])
 def test_stance_table(outcome, expected, result):
     assert stance(outcome, expected) == result
@@ -214,7 +222,8 @@ def test_stance_error_messages():
         stance("higher", "better")
     with pytest.raises(ValueError, match=re.escape(
             "outcome 'different' cannot be read against 'lower': expected one of "
-            "('higher', 'lower', 'equivalent', 'inconclusive', 'not enough seeds')")):
+            "('higher', 'higher, smaller than the margin', 'lower', 'lower, smaller than the margin', 'equivalent', "
+            "'inconclusive', 'not enough seeds')")):
         stance("different", "lower")
     with pytest.raises(ValueError, match=re.escape(
             "outcome 'higher' cannot be read against 'different': expected one of "
@@ -230,20 +239,23 @@ def test_stance_error_messages():
     (["different", "inconclusive"], "equivalent", "not reproduced"),
 ])
 def test_claim_verdict_cases(outcomes, expected, verdict):
-    assert claim_verdict(outcomes, expected) == verdict
+    assert claim_verdict(outcomes, expected, shape="existential") == verdict
 
 
 def test_claim_verdict_default_expects_higher():
-    assert claim_verdict(["higher", "inconclusive"]) == "partly reproduced"
+    assert claim_verdict(["higher", "inconclusive"], shape="existential") == "partly reproduced"
 
 
 def test_claim_verdict_error_messages():
     with pytest.raises(ValueError, match="^a claim needs at least one comparison$"):
-        claim_verdict([])
+        claim_verdict([], shape="conjunctive")
     with pytest.raises(ValueError, match="^2 outcomes but 1 expectations$"):
-        claim_verdict(["higher", "higher"], ["higher"])
+        claim_verdict(["higher", "higher"], ["higher"], shape="conjunctive")
     with pytest.raises(ValueError, match="^1 outcomes but 2 expectations$"):
-        claim_verdict(["higher"], ("higher", "lower"))
+        claim_verdict(["higher"], ("higher", "lower"), shape="conjunctive")
+    with pytest.raises(ValueError, match=re.escape(
+            "a claim's shape is one of ('conjunctive', 'superlative', 'existential'), not 'all'")):
+        claim_verdict(["higher"], shape="all")
 
 
 # --- describe_difference: the sentence under every verdict -------------------------------------------------------

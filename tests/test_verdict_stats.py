@@ -27,22 +27,28 @@ from ckt.verdicts import (
 
 # --- zero-variance arms: everything is exact ---------------------------------------------------------------------
 
-def test_constant_arms_give_the_exact_difference_and_a_zero_width_interval():
+def test_constant_arms_without_a_score_range_are_undecidable():
+    """Every paired cell differs by exactly 0.3 and nothing bounds the scores: the bootstrap's [0.3, 0.3] would
+    be no interval at all, so there is none (NaN), and no test decides (issue 25: no TOST at any margin)."""
     d = paired_difference(np.full((3, 5), 80.0), np.full((3, 5), 79.7), n_boot=500)
-    assert d.estimate == pytest.approx(0.3, abs=1e-12)
-    assert d.ci_low == d.ci_high == d.eq_low == d.eq_high == d.estimate
-    assert d.se == 0.0 and d.mdd == 0.0
-    assert d.p_value == 1 / 501  # no replicate reaches 0: the floor 1/(B + 1), never 0
-    assert compare_beats(d) == "higher"
-    assert compare_equivalent(d, 1.0) == "equivalent"  # [0.3, 0.3] ⊂ (−1, 1)
-    assert compare_equivalent(d, 0.2) == "different"  # 0.3 ≥ 0.2, and the interval excludes 0
+    assert d.estimate == pytest.approx(0.3, abs=1e-12) and d.method == "no variance: undecidable"
+    assert all(math.isnan(v) for v in (d.ci_low, d.ci_high, d.eq_low, d.eq_high, d.p_value, d.mdd))
+    assert d.se == 0.0 and d.enough
+    assert compare_beats(d, 1.0) == "inconclusive"
+    assert compare_equivalent(d, 1.0) == "inconclusive"
+    assert compare_beats_holm({"x": d}) == {"x": "inconclusive"}  # NaN p: never rejected
 
 
-def test_equal_constant_arms_are_equivalent_at_any_margin_and_never_a_direction():
-    d = paired_difference(np.full((4, 6), 0.5), np.full((4, 6), 0.5), n_boot=200)
-    assert (d.estimate, d.ci_low, d.ci_high, d.p_value) == (0.0, 0.0, 0.0, 1.0)
+def test_equal_constant_arms_in_percent_get_the_exact_bound_and_never_a_direction():
+    """4 seeds × 6 items, every cell equal in both arms, scores in [0, 100]: 0 of the 6 items differ, a cell of
+    A − B lies in [−100, 100], so the bound is ±100 · u with u₉₀ = 1 − 0.05^(1/6) = 1 − e^(−0.49929) = 0.39304
+    and u₉₅ = 1 − 0.025^(1/6) = 1 − e^(−0.61481) = 0.45926; p = 1 (no unit on either side of 0)."""
+    d = paired_difference(np.full((4, 6), 50.0), np.full((4, 6), 50.0), n_boot=200, bounds=(0, 100))
+    assert (d.estimate, d.p_value, d.se, d.method) == (0.0, 1.0, 0.0, "exact bound")
+    assert (d.eq_low, d.eq_high) == pytest.approx((-39.304, 39.304), abs=1e-3)
+    assert (d.ci_low, d.ci_high) == pytest.approx((-45.926, 45.926), abs=1e-3)
     assert compare_beats(d) == "inconclusive"
-    assert compare_equivalent(d, 1e-9) == "equivalent"
+    assert compare_equivalent(d, 39.3) == "inconclusive" and compare_equivalent(d, 39.31) == "equivalent"
 
 
 def test_equal_means_with_spread_are_equivalent_or_inconclusive_depending_on_the_margin():
@@ -71,7 +77,7 @@ def test_one_seed_no_items_or_nan_give_no_verdict(a, b):
     assert compare_equivalent(d, 1.0) == "not enough seeds"
     assert compare_beats_holm({"accuracy": d}) == {"accuracy": "not enough seeds"}
     assert describe_difference(d, "accuracy").endswith("not enough seeds for a verdict.")
-    assert claim_verdict([compare_beats(d)]) == "not enough seeds for a verdict"
+    assert claim_verdict([compare_beats(d)], shape="existential") == "not enough seeds for a verdict"
 
 
 def test_one_seed_interval_has_a_mean_but_no_bounds():
@@ -182,26 +188,28 @@ def test_pairing_cancels_shared_item_noise():
     (["higher", "not enough seeds"], "not enough seeds for a verdict"),
 ])
 def test_claim_verdict(outcomes, verdict):
-    assert claim_verdict(outcomes) == verdict
+    assert claim_verdict(outcomes, shape="existential") == verdict
     assert verdict in CLAIM_VERDICTS
 
 
 def test_claim_verdict_with_mixed_expectations():
     # "CKT is more robust and keeps accuracy": higher on robustness, equivalent on accuracy
-    assert claim_verdict(["higher", "equivalent"], ["higher", "equivalent"]) == "reproduced"
-    assert claim_verdict(["higher", "different"], ["higher", "equivalent"]) == "partly reproduced"
-    assert claim_verdict(["lower"], "lower") == "reproduced"  # e.g. fewer over-refusals
+    some = {"shape": "existential"}
+    assert claim_verdict(["higher", "equivalent"], ["higher", "equivalent"], **some) == "reproduced"
+    assert claim_verdict(["higher", "different"], ["higher", "equivalent"], **some) == "partly reproduced"
+    assert claim_verdict(["higher", "different"], ["higher", "equivalent"], shape="conjunctive") == "not reproduced"
+    assert claim_verdict(["lower"], "lower", **some) == "reproduced"  # e.g. fewer over-refusals
     assert stance("higher", "lower") == "contradicts" and stance("inconclusive", "equivalent") == "inconclusive"
     # a "beats" claim found equivalent (any advantage inside the margin) is contradicted, in either direction
     assert stance("equivalent", "higher") == "contradicts" and stance("equivalent", "lower") == "contradicts"
-    assert claim_verdict(["higher", "equivalent"]) == "partly reproduced"
-    assert claim_verdict(["equivalent", "inconclusive"]) == "not reproduced"
+    assert claim_verdict(["higher", "equivalent"], **some) == "partly reproduced"
+    assert claim_verdict(["equivalent", "inconclusive"], **some) == "not reproduced"
     with pytest.raises(ValueError):
         stance("different", "higher")  # only an equivalence test says "different"
     with pytest.raises(ValueError):
-        claim_verdict([])
+        claim_verdict([], **some)
     with pytest.raises(ValueError):
-        claim_verdict(["higher", "higher"], ["higher"])
+        claim_verdict(["higher", "higher"], ["higher"], **some)
 
 
 # --- what the book prints ------------------------------------------------------------------------------------------
@@ -240,7 +248,8 @@ score_matrices = st.tuples(st.integers(2, 6), st.integers(1, 12)).flatmap(
 @given(arms=score_matrices, seed=st.integers(0, 2**16))
 def test_swapping_arms_mirrors_everything(arms, seed):
     a, b = arms
-    ab, ba = paired_difference(a, b, n_boot=200, seed=seed), paired_difference(b, a, n_boot=200, seed=seed)
+    ab = paired_difference(a, b, n_boot=200, seed=seed, bounds=(-100, 100))
+    ba = paired_difference(b, a, n_boot=200, seed=seed, bounds=(-100, 100))
     tol = 1e-9 * (1 + np.abs(a).max() + np.abs(b).max())
     assert ba.estimate == pytest.approx(-ab.estimate, abs=tol)
     assert (ba.ci_low, ba.ci_high) == pytest.approx((-ab.ci_high, -ab.ci_low), abs=tol)
@@ -254,10 +263,11 @@ def test_swapping_arms_mirrors_everything(arms, seed):
 @given(arms=score_matrices, seed=st.integers(0, 2**16))
 def test_intervals_nest_around_the_estimate_and_repeat_for_a_seed(arms, seed):
     a, b = arms
-    d = paired_difference(a, b, n_boot=200, seed=seed)
+    d = paired_difference(a, b, n_boot=200, seed=seed, bounds=(-100, 100))
     assert d.ci_low <= d.eq_low <= d.estimate <= d.eq_high <= d.ci_high
-    assert 1 / 201 <= d.p_value <= 1 and d.se >= 0 and d.n_seeds == a.shape[0] and d.n_items == a.shape[1]
-    assert paired_difference(a, b, n_boot=200, seed=seed) == d
-    iv = interval(a, n_boot=200, seed=seed)
-    assert iv == interval(a, n_boot=200, seed=seed)
+    assert 0 < d.p_value <= 1 and d.se >= 0 and d.n_seeds == a.shape[0] and d.n_items == a.shape[1]
+    assert d.p_value >= 1 / 201 or d.method == "exact bound"  # the sign test's p can go below the bootstrap's floor
+    assert paired_difference(a, b, n_boot=200, seed=seed, bounds=(-100, 100)) == d
+    iv = interval(a, n_boot=200, seed=seed, bounds=(-100, 100))
+    assert iv == interval(a, n_boot=200, seed=seed, bounds=(-100, 100))
     assert iv.low <= iv.mean <= iv.high and iv.mean == pytest.approx(a.mean())

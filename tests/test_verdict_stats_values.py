@@ -199,12 +199,19 @@ def test_se_uses_bessel_correction():
 
 
 def test_constant_difference_is_exact_with_zero_se():
-    """A constant 0.1 gap over 3 seeds × 7 items: the mean of 21 copies of 0.1 is not 0.1 in floating point, the
-    difference must be, and the SE of identical replicates is exactly 0 (np.std would give ~1e-17)."""
+    """A constant 0.1 gap over 3 seeds × 7 items, scores in [0, 1]: the mean of 21 copies of 0.1 is not 0.1 in
+    floating point, the difference must be, and the SE of identical replicates is exactly 0 (np.std would give
+    ~1e-17). The interval is the exact bound over the 7 items, a cell of A − B lying in [−1, 1]:
+    [0.1 − 1.1·u, 0.1 + 0.9·u], u₉₅ = 1 − 0.025^(1/7) = 0.409616, u₉₀ = 1 − 0.05^(1/7) = 0.348164, so
+    95%: [−0.350578, 0.468655], 90%: [−0.282980, 0.413347]; the sign test gives p = 2 · 0.5⁷ = 1/64."""
     a = np.full((3, 7), 0.1)
-    d = paired_difference(a, np.zeros((3, 7)), n_boot=7)
-    assert d.estimate == 0.1 and d.ci_low == d.ci_high == d.eq_low == d.eq_high == 0.1
-    assert d.se == 0.0 and d.mdd == 0.0 and d.p_value == 1 / 8
+    d = paired_difference(a, np.zeros((3, 7)), n_boot=7, bounds=(0, 1))
+    assert d.estimate == 0.1 and d.method == "exact bound"
+    assert (d.ci_low, d.ci_high) == pytest.approx((-0.350578, 0.468655), abs=1e-6)
+    assert (d.eq_low, d.eq_high) == pytest.approx((-0.282980, 0.413347), abs=1e-6)
+    assert d.se == 0.0 and math.isnan(d.mdd) and d.p_value == 1 / 64
+    bare = paired_difference(a, np.zeros((3, 7)), n_boot=7)  # no range given: undecidable, the estimate kept
+    assert bare.estimate == 0.1 and bare.method == "no variance: undecidable" and math.isnan(bare.ci_low)
 
 
 def test_difference_with_range_one_is_the_mean_not_the_first_cell():

@@ -173,13 +173,17 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
 ITEM_METRICS = ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift")
 
 
-def matrix(part: pd.DataFrame, metric: str, table) -> np.ndarray:
+def matrix(part: pd.DataFrame, metric: str, table):
     """One arm's scores for the verdict rules: (n_seeds × n_items) per-item test scores for the metrics that
-    are means over test items, else the per-seed values (a one-column matrix)."""
+    are means over test items; macro-F1's per-item predictions and labels (:class:`ckt.verdicts.Predictions`, so
+    its interval resamples items too); else the per-seed values (a one-column matrix)."""
     from ..experiments import item_matrix
+    from ..verdicts import Predictions
 
     if metric in ITEM_METRICS:
         return item_matrix(part, metric, table)
+    if metric == "macro_f1":
+        return Predictions(item_matrix(part, "predicted", table), item_matrix(part.iloc[:1], "label", table)[0])
     return part.sort_values("seed")[metric].to_numpy(dtype=float)[:, None]
 
 
@@ -197,14 +201,14 @@ def intervals(records: pd.DataFrame, keys: str | list[str], metrics: list[str], 
     """Per group: ``<m>_mean``, ``<m>_lo``, ``<m>_hi`` — the 95% hierarchical-bootstrap interval over seeds
     and test items that the verdicts use (:func:`ckt.verdicts.interval`) — and ``n_seeds``, for tables and
     figures alike."""
-    from ..verdicts import interval
+    from ..verdicts import interval, score_range
 
     keys = [keys] if isinstance(keys, str) else list(keys)
     rows = []
     for group, part in records.groupby(keys, sort=False):
         row = dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True))
         for m in metrics:
-            iv = interval(matrix(part, m, table), n_boot=1000)
+            iv = interval(matrix(part, m, table), n_boot=1000, bounds=score_range(m))
             row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = iv.mean, iv.low, iv.high
         row["n_seeds"] = len(part)
         rows.append(row)

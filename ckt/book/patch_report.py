@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..llm.judge import human_agreement
-from ..verdicts import claim_row, compare, interval
+from ..verdicts import claim_row, compare, interval, score_range
 from ..verdicts.budget import admissibility, pick_by_budget, prompt_interval
 from ..verdicts.correction import corrected_interval
 
@@ -69,7 +69,7 @@ def interval_columns(scores, metrics: Sequence[str]) -> dict[str, float]:
     ``scores(metric)`` is the (n_seeds × n_prompts) matrix."""
     row = {}
     for m in metrics:
-        iv = interval(scores(m), n_boot=N_BOOT)
+        iv = interval(scores(m), n_boot=N_BOOT, bounds=score_range(m))
         row |= {f"{m}_mean": iv.mean, f"{m}_lo": iv.low, f"{m}_hi": iv.high}
     return row
 
@@ -164,26 +164,27 @@ def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[di
                   [lora["refusal"], lora["jailbreak_refusal"]],
                   "refusal and jailbreak refusal on held-out harmful prompts (keyword judge), the LoRA patch at "
                   "the learning rate chosen on validation against the base model, paired by seed and prompt "
-                  "(95% interval)"),
+                  "(95% interval)", shape="conjunctive"),
         claim_row("LoRA patch: safety added with general ability kept", "ability kept",
                   [lora[m] for m in (*ADDS, *KEEPS)],
                   "refusal and jailbreak refusal higher than the base model's; over-refusal, helpfulness "
                   "log-likelihood and zero-shot sentiment in words equivalent to it within the declared margins "
-                  "(TOST)"),
+                  "(TOST)", shape="conjunctive"),
         claim_row("LoRA patch: on safety data alone it matches full fine-tuning at its searched mixing ratio",
                   "LoRA needs no general data", list(vs_full.values()),
                   f"LoRA against full fine-tuning at the safety:general ratio chosen on validation ({best}); "
-                  "equivalence within the declared margins on every measurement"),
+                  "equivalence within the declared margins on every measurement", shape="conjunctive"),
         claim_row("LoRA patch: full fine-tuning on safety data alone loses general ability", "mixing is needed",
                   list(forgets.values()),
                   "full fine-tuning at 1:0 against the base model: over-refusal, helpfulness and sentiment expected "
-                  "*different* (the paper's reason to mix in general data)"),
+                  "*different* (the paper's reason to mix in general data)", shape="existential"),
         claim_row("LoRA patch: ΔW nearly orthogonal to W0", "near-orthogonal subspace", list(orth.values()),
                   "principal-angle overlap with W0's top-r subspace and Hu et al.'s ‖U_ΔᵀW0V_Δ‖ against random "
-                  "subspaces, LoRA against full fine-tuning on safety data alone (paired by seed and matrix)"),
+                  "subspaces, LoRA against full fine-tuning on safety data alone (paired by seed and matrix)",
+                  shape="conjunctive"),
         claim_row("LoRA patch: detach restores the base model", "plug-in patch", [],
                   "logits of the base vs the detached model on benign prompts must be identical",
-                  verdict="reproduced" if detach_diff == 0.0 else "not reproduced") | {
+                  verdict="reproduced" if detach_diff == 0.0 else "not reproduced", shape="conjunctive") | {
             "measured": f"max |Δ logit| after detach = {detach_diff}"},
     ]
     return rows, {"lora": lora, "vs_full": vs_full, "best": best, "forgets": forgets, "orth": orth}

@@ -97,21 +97,22 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
         claim_row("SOT: fine-tuning on contaminated data erodes safety (the premise)", "safety drops",
                   list(erosion.values()),
                   "refusal and jailbreak refusal on held-out harmful prompts after the user's fine-tune on the whole "
-                  "mix, against the patched start, paired by seed and prompt"),
+                  "mix, against the patched start, paired by seed and prompt", shape="existential"),
         claim_row("SOT: the lowest harmful recall among selectors", "0.093; lower than the baselines",
                   list(recall.values()),
                   f"share of contaminants kept on the test mixes, at the K each selector chose on validation mixes and "
-                  f"at the common K = the clean count ({where}), SOT against each baseline, paired by seed"),
+                  f"at the common K = the clean count ({where}), SOT against each baseline, paired by seed",
+                  shape="superlative"),
         claim_row("SOT: safer after the fine-tune than the baselines", "higher refusal than no or random selection",
                   list(safer.values()),
                   "refusal and jailbreak refusal after SOT's fine-tune against fine-tuning on everything and on a "
-                  "random selection of the same size, paired by seed and prompt"),
+                  "random selection of the same size, paired by seed and prompt", shape="conjunctive"),
         claim_row("SOT: safety kept through the fine-tune", "safety kept", list(kept.values()),
                   "refusal and jailbreak refusal after fine-tuning on SOT's weighted Top-K, equivalent to the "
-                  "patched start within the declared margins (TOST)"),
+                  "patched start within the declared margins (TOST)", shape="conjunctive"),
         claim_row("SOT: helpfulness kept", "helpfulness kept or improved", list(helpful.values()),
                   "helpfulness log-likelihood after SOT's fine-tune, equivalent to training on everything and to a "
-                  "random selection of the same size within the declared margin (TOST)"),
+                  "random selection of the same size within the declared margin (TOST)", shape="conjunctive"),
     ]
     return rows_out, {"recall": recall, "erosion": erosion, "benign": benign, "safer": safer, "kept": kept,
                       "helpful": helpful}

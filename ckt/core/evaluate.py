@@ -69,9 +69,10 @@ def item_scores(logits: dict[str, torch.Tensor], y: torch.Tensor,
 
     - accuracy_i = 100·[ŷ_i = y_i];  kd_alignment_i = 100·[ŷ_i = argmax z_T,i];
     - noise_robustness_i = 100·(1/|S|) Σ_s [ŷ_i^s = y_i];  alignment_stability_i = 100·(1/|S|) Σ_s [ŷ_i^s = ŷ_i];
-    - overall_safety_i = (kd_alignment_i + noise_robustness_i + alignment_stability_i) / 3.
+    - overall_safety_i = (kd_alignment_i + noise_robustness_i + alignment_stability_i) / 3;
+    - predicted_i = ŷ_i and label_i = y_i (macro-F1 is no mean over items: its interval recomputes it from these).
 
-    The mean of each over i is exactly the metric :func:`evaluate` reports.
+    The mean of each score over i is exactly the metric :func:`evaluate` reports.
     """
     preds = {k: v.argmax(-1) for k, v in logits.items()}
     clean = preds.pop("clean")
@@ -82,6 +83,7 @@ def item_scores(logits: dict[str, torch.Tensor], y: torch.Tensor,
     items = {"accuracy": correct, "kd_alignment": agree, "noise_robustness": robust, "alignment_stability": stable}
     items = {k: 100.0 * v for k, v in items.items()}
     items["overall_safety"] = (items["kd_alignment"] + items["noise_robustness"] + items["alignment_stability"]) / 3
+    items |= {"predicted": clean.double(), "label": y.double()}
     return {k: v.numpy() for k, v in items.items()}
 
 

@@ -11,8 +11,9 @@ matrices (n_seeds × n_items, :func:`ckt.experiments.item_matrix`) and validatio
   argmax of **validation** means; a collapsed setting (one predicted class) is never chosen;
 - :func:`interior_peak` — the paper's "best at a moderate weight": the interior setting chosen on
   validation must beat both ends of the sweep on the test items;
-- :func:`claim_row` — one row of the claims table: verdict (:func:`~ckt.verdicts.decide.claim_verdict`),
-  the measured differences in words, and the effect, interval, margin and n of each comparison.
+- :func:`claim_row` — one row of the claims table: its shape (conjunctive, superlative or existential), verdict
+  (:func:`~ckt.verdicts.decide.claim_verdict`), the measured differences in words, and the effect, interval,
+  margin and n of each comparison.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .decide import MARGINS, claim_verdict, compare_beats, compare_beats_holm, compare_equivalent, describe_difference
+from .decide import (
+    HIGHER_SMALL,
+    LOWER_SMALL,
+    MARGINS,
+    SMALLER,
+    claim_verdict,
+    compare_beats,
+    compare_beats_holm,
+    compare_equivalent,
+    describe_difference,
+    score_range,
+)
 from .stats import Difference, paired_difference
 
 CHANCE_MACRO_F1 = 50.0  # a balanced binary task: random guessing scores macro-F1 ≈ 50
@@ -36,7 +48,7 @@ class Comparison:
     test: str  # "beats" or "equivalent"
     expected: str  # what the claim expects: "higher", "lower" or "equivalent"
     diff: Difference
-    outcome: str  # higher / lower / equivalent / different / inconclusive / not enough seeds
+    outcome: str  # higher / lower (either may add ", smaller than the margin") / equivalent / different / …
 
     @property
     def text(self) -> str:
@@ -45,8 +57,9 @@ class Comparison:
 
 def compare(label: str, metric: str, a, b, test: str = "beats", expected: str = "higher",
             margin: float | None = None, seed: int = 0) -> Comparison:
-    """A (n_seeds × n_items) against B, paired by seed and item; ``test`` "beats" or "equivalent"."""
-    diff = paired_difference(a, b, seed=seed)
+    """A (n_seeds × n_items) against B, paired by seed and item; ``test`` "beats" or "equivalent". A difference
+    with no variance gets the exact bound over the metric's score range (:func:`~ckt.verdicts.decide.score_range`)."""
+    diff = paired_difference(a, b, seed=seed, bounds=score_range(metric))
     if test == "equivalent":
         outcome = compare_equivalent(diff, MARGINS[metric] if margin is None else margin)
     elif test == "beats":
@@ -61,22 +74,25 @@ def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], exp
     """"A beats B on at least one metric", Holm-corrected over the metrics (family-wise α = 0.05), from the
     per-metric outcomes of :func:`~ckt.verdicts.decide.compare_beats_holm`.
 
-    The outcome is ``expected`` if Holm rejects for some metric in that direction, the opposite if it
-    rejects only in the other direction, "equivalent" if none rejects and every metric's 90% interval lies
-    inside its declared margin (A beats B on no metric by as much as the margin), else "inconclusive"; the
-    reported difference is the metric with the smallest p-value.
+    The outcome is, in this order of precedence: ``expected`` if Holm rejects for some metric in that direction
+    by more than its margin; ``expected`` + ", smaller than the margin" if the rejections in that direction are
+    all inside the margin; the opposite (or its smaller form) if Holm rejects only in the other direction;
+    "equivalent" if none rejects and every metric's 90% interval lies inside its declared margin (A beats B on
+    no metric by as much as the margin); else "inconclusive". The reported difference is the deciding metric
+    with the smallest p-value.
     """
-    diffs = {m: paired_difference(a[m], b[m], seed=seed) for m in a}
+    diffs = {m: paired_difference(a[m], b[m], seed=seed, bounds=score_range(m)) for m in a}
     if not all(d.enough for d in diffs.values()):
         d = next(iter(diffs.values()))
         return Comparison(label, next(iter(diffs)), "beats", expected, d, "not enough seeds")
     outcomes = compare_beats_holm(diffs)
     opposite = "lower" if expected == "higher" else "higher"
-    wanted = [m for m, o in outcomes.items() if o == expected]
-    other = [m for m, o in outcomes.items() if o == opposite]
+    found = {word: [m for m, o in outcomes.items() if o == word]
+             for word in (expected, expected + SMALLER, opposite, opposite + SMALLER)}
+    decided = next((word for word, metrics in found.items() if metrics), None)
     negligible = all(o == "equivalent" for o in outcomes.values())
-    outcome = expected if wanted else opposite if other else "equivalent" if negligible else "inconclusive"
-    shown = min(wanted or other or list(diffs), key=lambda m: diffs[m].p_value)
+    outcome = decided or ("equivalent" if negligible else "inconclusive")
+    shown = min(found[decided] if decided else list(diffs), key=lambda m: diffs[m].p_value)
     return Comparison(f"{label} ({shown}, Holm over {len(diffs)} metrics)", shown, "beats", expected,
                       diffs[shown], outcome)
 
@@ -138,21 +154,22 @@ def interior_peak(metric: str, settings: Sequence, val_means: Mapping, test_item
 
 
 def claim_row(claim: str, paper: str, comparisons: Sequence[Comparison], reason: str,
-              verdict: str | None = None) -> dict:
+              verdict: str | None = None, *, shape: str) -> dict:
     """One row of the claims table. The verdict follows :func:`~ckt.verdicts.decide.claim_verdict` from the
-    comparisons (or is given, e.g. "not testable"; with no comparison at all it is "not testable"); every
-    comparison's numbers are kept."""
+    comparisons and the claim's ``shape`` ("conjunctive", "superlative" or "existential"; no default), or is
+    given (e.g. "not testable"; with no comparison at all it is "not testable"); every comparison's numbers
+    are kept."""
     if verdict is None and not comparisons:  # the arms this claim needs were not run (e.g. a classroom grid)
         verdict, reason = "not testable", f"{reason} (not run with these parameters)"
     if verdict is None:
-        verdict = claim_verdict([c.outcome for c in comparisons], [c.expected for c in comparisons])
+        verdict = claim_verdict([c.outcome for c in comparisons], [c.expected for c in comparisons], shape=shape)
     measured = "; ".join(c.text for c in comparisons) or "—"
     numbers = [{"comparison": c.label, "metric": c.metric, "test": c.test, "outcome": c.outcome,
                 "effect": c.diff.estimate, "ci_low": c.diff.ci_low, "ci_high": c.diff.ci_high,
                 "margin": MARGINS.get(c.metric), "n_seeds": c.diff.n_seeds, "n_items": c.diff.n_items,
                 "mdd": c.diff.mdd} for c in comparisons]
-    return {"claim": claim, "paper": paper, "measured": measured, "verdict": verdict, "reason": reason,
-            "comparisons": numbers}
+    return {"claim": claim, "shape": shape, "paper": paper, "measured": measured, "verdict": verdict,
+            "reason": reason, "comparisons": numbers}
 
 
 def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], val_means: Mapping[str, Mapping],
@@ -170,24 +187,29 @@ def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], 
 def peak_outcome(ends: Sequence[Comparison]) -> str:
     """One metric's :func:`interior_peak` as one finding: "higher" (a peak) only when the interior setting beats
     both ends, "lower" when an end beats it, "equivalent" when it is within the declared margin of an end (no
-    peak as large as the margin), "not enough seeds" when a comparison lacks them, else "inconclusive"."""
+    peak as large as the margin), "lower, smaller than the margin" when an end is significantly above it by less
+    than the margin, "higher, smaller than the margin" when it beats both ends but one only by less than the
+    margin, "not enough seeds" when a comparison lacks them, else "inconclusive"."""
     outcomes = [c.outcome for c in ends]
     if "not enough seeds" in outcomes:
         return "not enough seeds"
     if outcomes and all(o == "higher" for o in outcomes):
         return "higher"
-    for found in ("lower", "equivalent"):
+    for found in ("lower", "equivalent", LOWER_SMALL):
         if found in outcomes:
             return found
+    if outcomes and all(o.startswith("higher") for o in outcomes):
+        return HIGHER_SMALL
     return "inconclusive"
 
 
-def peak_claim_verdict(peaks: Mapping[str, Sequence[Comparison]]) -> str | None:
+def peak_claim_verdict(peaks: Mapping[str, Sequence[Comparison]], *, shape: str) -> str | None:
     """The verdict of "the metrics peak at a moderate setting": one finding per metric (:func:`peak_outcome`),
-    so a metric that beats one end of the sweep but not the other counts as no peak, not as partial support.
-    None when no metric had an interior to test (:func:`claim_row` then says "not testable")."""
+    so a metric that beats one end of the sweep but not the other counts as no peak, not as partial support;
+    the findings combine by the claim's ``shape``. None when no metric had an interior to test
+    (:func:`claim_row` then says "not testable")."""
     findings = [peak_outcome(ends) for ends in peaks.values() if ends]
-    return claim_verdict(findings) if findings else None
+    return claim_verdict(findings, shape=shape) if findings else None
 
 
 def describe_peak(metric: str, pick, comparisons: Sequence[Comparison], name: str = "w_KD") -> str:
@@ -201,8 +223,14 @@ def describe_peak(metric: str, pick, comparisons: Sequence[Comparison], name: st
     where = f"{name} = {pick:g} (the interior setting chosen on validation)"
     if outcome == "higher":
         return f"{m} peaks at an intermediate weight: {where} is above both ends of the sweep on the test set"
+    if outcome == HIGHER_SMALL:
+        return (f"{m} peaks at an intermediate weight, but slightly: {where} is above both ends of the sweep on the "
+                "test set, above one of them by less than the declared margin")
     if outcome == "lower":
         return f"{m} has no interior peak: an end of the sweep is above {where} on the test set"
+    if outcome == LOWER_SMALL:
+        return (f"{m} has no interior peak: an end of the sweep is above {where} on the test set, by less than the "
+                "declared margin")
     if outcome == "equivalent":
         return (f"{m} has no interior peak: {where} is within the declared margin of an end of the sweep on the "
                 "test set")

@@ -8,7 +8,7 @@ compare with). How each claim's comparisons are made is in :mod:`ckt.verdicts.cl
 
 from __future__ import annotations
 
-from .decide import CLAIM_VERDICTS
+from .decide import CLAIM_VERDICTS, HIGHER_SMALL, LOWER_SMALL
 
 # CKT paper, Table I (their ~1K MultiTask Sentiment Classification set)
 PAPER_NUMBERS = {"kd_alignment": 86.8, "noise_robustness": 82.5, "overall_safety": 84.7}
@@ -16,19 +16,23 @@ VERDICTS = (*CLAIM_VERDICTS, "not testable")
 
 
 UNDECIDED = "not distinguishable, at this sample size,"  # an inconclusive difference test, in every sentence
+SLIGHT = "by less than the declared margin"  # a significant difference smaller than the margin
 TOO_FEW = "not comparable (fewer than two seeds, or no scored items)"  # "not enough seeds", naming its causes
 
 
 def compared(outcome: str, higher: str = "higher than", lower: str = "lower than") -> str:
     """The words between two things compared by a difference test: "higher than", "lower than" (or the
-    caller's words for a direction, e.g. "wider than"), "not distinguishable, at this sample size, from" ..."""
-    words = {"higher": higher, "lower": lower, "equivalent": "equivalent (within the declared margin) to",
+    caller's words for a direction, e.g. "wider than"; "higher than (but by less than the declared margin)" for a
+    significant difference smaller than the margin), "not distinguishable, at this sample size, from" ..."""
+    words = {"higher": higher, "lower": lower, HIGHER_SMALL: f"{higher} (but {SLIGHT})",
+             LOWER_SMALL: f"{lower} (but {SLIGHT})", "equivalent": "equivalent (within the declared margin) to",
              "different": "different from", "inconclusive": f"{UNDECIDED} from", "not enough seeds": f"{TOO_FEW} with"}
     return words[outcome]
 
 
 def said(outcome: str, a: str, b: str, metric: str, test: str = "beats") -> str:
-    """A comparison's outcome in words: "ckt's accuracy is higher than ce's", "… is equivalent to …".
+    """A comparison's outcome in words: "ckt's accuracy is higher than ce's", "… is equivalent to …", "… is
+    higher than ce's, but by less than the declared margin".
 
     An inconclusive difference test is "not distinguishable, at this sample size"; an inconclusive
     equivalence test (``test="equivalent"``) is "not shown to be within the declared margin": it must
@@ -36,17 +40,26 @@ def said(outcome: str, a: str, b: str, metric: str, test: str = "beats") -> str:
     m = metric.replace("_", " ")
     if outcome == "inconclusive" and test == "equivalent":
         return f"{a}'s {m} is not shown, at this sample size, to be within the declared margin of {b}'s"
+    if outcome in (HIGHER_SMALL, LOWER_SMALL):
+        return f"{a}'s {m} is {compared(outcome.split(',')[0])} {b}'s, but {SLIGHT}"
     return f"{a}'s {m} is {compared(outcome)} {b}'s"
 
 
 def said_count(outcomes: list[str], a: str, b: str, things: str) -> str:
     """Several paired comparisons of one kind, counted by outcome: "CKT is higher than cross-entropy on
     2 of the 3 unseen domains, lower on 0 and not distinguishable, at this sample size, on 1" (a count
-    "equivalent (within the declared margin)" only when some comparison is, and "not comparable" only when
-    some comparison lacked seeds or items)."""
-    kinds = ("higher", "lower", "equivalent", "inconclusive", "not enough seeds")
+    "equivalent (within the declared margin)" only when some comparison is, "(1 of them by less than the declared
+    margin)" after a direction only when some significant difference was smaller than the margin, and "not
+    comparable" only when some comparison lacked seeds or items)."""
+    kinds = ("higher", HIGHER_SMALL, "lower", LOWER_SMALL, "equivalent", "inconclusive", "not enough seeds")
     count = {o: sum(x == o for x in outcomes) for o in kinds}
-    parts = [f"higher than {b} on {count['higher']} of the {len(outcomes)} {things}", f"lower on {count['lower']}"]
+
+    def direction(word, small):
+        slight = f" ({count[small]} of them {SLIGHT})" if count[small] else ""
+        return f"{count[word] + count[small]}{slight}"
+
+    parts = [f"higher than {b} on {direction('higher', HIGHER_SMALL)} of the {len(outcomes)} {things}",
+             f"lower on {direction('lower', LOWER_SMALL)}"]
     if count["equivalent"]:
         parts.append(f"equivalent (within the declared margin) on {count['equivalent']}")
     parts.append(f"{UNDECIDED} on {count['inconclusive']}")

@@ -13,7 +13,13 @@ with replacement and, independently, items with replacement, and keeps the cells
 which is the mean of d over the resampled grid (c_s, k_i: how often seed s and item i were drawn). A paired
 comparison resamples d = a − b, i.e. the same draws for both arms (same seed ⇒ same data), so what the two arms
 share cancels before any resampling. This crossed ("pigeonhole", Owen 2007) bootstrap counts the seed × item
-interaction once for each factor, so its intervals err on the wide, conservative side.
+interaction once for each factor, yet with few seeds it cannot see the spread between seeds: with 2 seeds its 95%
+interval covers the true difference far less often than 95% when seeds differ by more than the item noise
+(:func:`bootstrap_coverage` simulates it; the claims chapter prints the table).
+
+Macro-F1 is not a mean of per-item scores: its input is :class:`Predictions` and each replicate recomputes it
+on the resampled items (:func:`macro_f1_by_seed`). Where the paired differences have no variance the bootstrap
+interval would be [x, x]; :func:`exact_difference` replaces it with an exact bound.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ ALPHA = 0.05  # family-wise error rate of every test
 POWER = 0.8  # the power at which the minimum detectable difference is quoted
 N_BOOT = 2000  # bootstrap replicates: p-values resolve down to 1/(N_BOOT + 1) ≈ 0.0005, far below Holm's α/m
 _CELLS = 1 << 21  # replicates are drawn in blocks of about this many item counts, to bound memory
+BOOTSTRAP, EXACT, NO_VARIANCE = "bootstrap", "exact bound", "no variance: undecidable"  # how an interval was made
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class Difference:
     mdd: float
     n_seeds: int
     n_items: int
+    method: str = BOOTSTRAP
 
     @property
     def enough(self) -> bool:
@@ -84,6 +92,18 @@ def can_decide(d: np.ndarray) -> bool:
     return d.shape[0] >= 2 and d.shape[1] >= 1 and bool(np.isfinite(d).all())
 
 
+def crossed_counts(n_seeds: int, n_items: int, n_boot: int, seed: int):
+    """The crossed bootstrap's draws, in blocks of replicates: pairs (c, k) of seed counts c (block, n_seeds) ~
+    Multinomial(n_seeds, 1/n_seeds) and item counts k (block, n_items) ~ Multinomial(n_items, 1/n_items).
+    Every seed count is drawn first, then the item counts block by block, from one ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    c = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot)  # (n_boot, n_seeds)
+    block = max(1, _CELLS // n_items)
+    for start in range(0, n_boot, block):
+        stop = min(n_boot, start + block)
+        yield c[start:stop], rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=stop - start)
+
+
 def bootstrap(d: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """``n_boot`` replicates θ*_b of the grand mean of ``d`` (n_seeds, n_items), seeds and items resampled.
 
@@ -94,15 +114,59 @@ def bootstrap(d: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     n_seeds, n_items = d.shape
     if np.ptp(d) == 0:
         return np.full(n_boot, d.flat[0])
-    rng = np.random.default_rng(seed)
-    c = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot)  # (n_boot, n_seeds)
-    out = np.empty(n_boot)
-    block = max(1, _CELLS // n_items)
-    for start in range(0, n_boot, block):
-        stop = min(n_boot, start + block)
-        k = rng.multinomial(n_items, np.full(n_items, 1 / n_items), size=stop - start)  # (block, n_items)
-        out[start:stop] = np.einsum("bi,bi->b", c[start:stop] @ d, k)  # cᵀ d k, one replicate per row
-    return out / (n_seeds * n_items)
+    blocks = [np.einsum("bi,bi->b", c @ d, k) for c, k in crossed_counts(n_seeds, n_items, n_boot, seed)]
+    return np.concatenate(blocks) / (n_seeds * n_items)  # cᵀ d k, one replicate per row
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One arm's predicted class per seed and test item (``predicted``, n_seeds × n_items) and the items' true
+    ``labels`` (n_items): the input of macro-F1, which is not a mean over items, so its bootstrap recomputes it
+    on every resample of the items (:func:`macro_f1_by_seed`)."""
+
+    predicted: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "predicted", as_matrix(self.predicted))
+        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=float))
+        if self.labels.shape != (self.predicted.shape[1],):
+            raise ValueError(f"labels must give one class per item: {self.labels.shape} for predictions "
+                             f"{self.predicted.shape}")
+
+
+def macro_f1_by_seed(p: Predictions, k: np.ndarray) -> np.ndarray:
+    """Macro-F1 of each seed's run on items weighted by counts ``k`` (n_draws, n_items): (n_draws, n_seeds).
+
+    With weighted counts TP_sj = Σ_i k_i [ŷ_si = j][y_i = j], PP_sj = Σ_i k_i [ŷ_si = j], TT_j = Σ_i k_i [y_i = j]:
+    F1_sj = 2·TP_sj / (PP_sj + TT_j) (= 2TP / (2TP + FP + FN); 0 where the denominator is 0), and macro-F1_s =
+    100 · mean of F1_sj over the classes j seen in the labels or in seed s's predictions on *all* the items (a
+    class none of whose items was drawn scores 0, as with scikit-learn's ``labels`` and ``zero_division=0``).
+    With k = 1 this is :func:`ckt.core.metrics.macro_f1` of each seed exactly.
+    """
+    classes = np.union1d(p.labels, p.predicted)
+    pred = p.predicted[..., None] == classes  # (n_seeds, n_items, n_classes)
+    true = p.labels[:, None] == classes  # (n_items, n_classes)
+    tp = np.einsum("bi,sij->bsj", k, (pred & true).astype(float))
+    den = np.einsum("bi,sij->bsj", k, pred.astype(float)) + (k @ true)[:, None, :]
+    f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+    seen = pred.any(1) | true.any(0)  # (n_seeds, n_classes)
+    return 100.0 * (f1 * seen).sum(-1) / seen.sum(-1)
+
+
+def macro_f1_bootstrap(a: Predictions, b: Predictions | None, n_boot: int = N_BOOT,
+                       seed: int = 0) -> tuple[float, np.ndarray]:
+    """(estimate, replicates) of macro-F1(A) − macro-F1(B) (B None: of A alone), both averaged over seeds.
+
+    The same crossed draws as :func:`bootstrap`: θ*_b = Σ_s c_s · (F_A,s(k) − F_B,s(k)) / n_seeds, where F_s(k)
+    is :func:`macro_f1_by_seed` on the items drawn k times each; the estimate uses every item once (k = 1)."""
+    def f(k):
+        return macro_f1_by_seed(a, k) - (macro_f1_by_seed(b, k) if b is not None else 0.0)
+
+    n_seeds, n_items = a.predicted.shape
+    estimate = float(f(np.ones((1, n_items))).mean())
+    blocks = [(c * f(k)).sum(1) for c, k in crossed_counts(n_seeds, n_items, n_boot, seed)]
+    return estimate, np.concatenate(blocks) / n_seeds
 
 
 def percentile_interval(replicates: np.ndarray, estimate: float, level: float) -> tuple[float, float]:
@@ -130,39 +194,132 @@ def minimum_detectable_difference(se: float, alpha: float = ALPHA, power: float 
     return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
 
 
-def paired_difference(a, b, n_boot: int = N_BOOT, seed: int = 0) -> Difference:
+def zero_count_bound(n: int, level: float) -> float:
+    """Clopper–Pearson one-sided upper bound on a share when 0 of ``n`` units show it: 1 − (1 − level)^(1/n).
+
+    At level 0.95 it is ≈ 3/n (the rule of three): 64 units give 1 − 0.05^(1/64) = 0.0457."""
+    return 1 - (1 - level) ** (1 / n)
+
+
+def exact_difference(x: float, n_seeds: int, n_items: int, span: tuple[float, float] | None) -> Difference:
+    """The verdict's numbers when every paired cell equals ``x`` (no variance): an exact bound, not [x, x].
+
+    The units are the items (n = n_items; n = n_seeds when there is one column of per-seed values): seeds are
+    repeated runs on the same items, so they are not counted as more units. No unit differs from x, so by
+    Clopper–Pearson the share of the population that does is at most u = :func:`zero_count_bound` (n, level);
+    such a unit can move the mean by at most its distance to the ends of ``span``, the range a cell of the
+    difference can take (for two arms of 0/1 scores in percent, (−100, 100): the discordant pairs). Hence
+
+        [x − (x − span_lo) · u, x + (span_hi − x) · u],
+
+    with u at level 0.975 for the 95% interval and at 0.95 for the 90% one (TOST). For x = 0 and 0/1 scores it is
+    ±100 · u: Clopper–Pearson on 0 discordant pairs out of n. p is the sign test's: 1 when x = 0, else
+    min(1, 2 · 0.5^n). The SE is 0 (the data have none) and the MDD NaN. Without a ``span`` (an unbounded score,
+    e.g. a log-likelihood) nothing bounds the mean: intervals and p are NaN, ``method`` :data:`NO_VARIANCE`.
+    """
+    nan = math.nan
+    if span is None:
+        return Difference(x, nan, nan, nan, nan, nan, 0.0, nan, n_seeds, n_items, NO_VARIANCE)
+    n = n_items if n_items > 1 else n_seeds
+    lo, hi = span
+
+    def bound(level):
+        u = zero_count_bound(n, level)
+        return x - (x - lo) * u, x + (hi - x) * u
+
+    p = 1.0 if x == 0 else min(1.0, 2 * 0.5**n)
+    return Difference(x, *bound(1 - ALPHA / 2), *bound(1 - ALPHA), p, 0.0, nan, n_seeds, n_items, EXACT)
+
+
+def unchanged_macro_f1(p: Predictions) -> Difference:
+    """Macro-F1(A) − macro-F1(B) when both arms predict the same class on every cell: an exact bound around 0.
+
+    No item's prediction differs, so the share u of the population whose prediction could differ is at most
+    :func:`zero_count_bound` (n_items, level). Changing the predictions on a share u moves each class's
+    TP and PP by at most u while TT = π_j (the class's share of the labels) stays: with D = PP + TT ≥ π_j,
+    |Δ(2TP / D)| ≤ (2u·D + 2TP·u) / (D·D') ≤ 3u / π_j (as 2TP ≤ D). A class no label has keeps TP = 0, F1 = 0.
+    So |Δ macro-F1| ≤ 100 · 3u · mean over the labelled classes of 1/π_j: for balanced binary labels 600 · u
+    (0.90 points at 2,000 items, level 0.95). p = 1, SE 0, MDD NaN, ``method`` :data:`EXACT`.
+    """
+    n_seeds, n_items = p.predicted.shape
+    _, counts = np.unique(p.labels, return_counts=True)
+    spread = 300.0 * float(np.mean(n_items / counts))
+
+    def bound(level):
+        u = zero_count_bound(n_items, level)
+        return -spread * u, spread * u
+
+    return Difference(0.0, *bound(1 - ALPHA / 2), *bound(1 - ALPHA), 1.0, 0.0, math.nan, n_seeds, n_items, EXACT)
+
+
+def paired_difference(a, b, n_boot: int = N_BOOT, seed: int = 0, *,
+                      bounds: tuple[float, float] | None = None) -> Difference:
     """A − B paired by seed and item: estimate = mean(a − b), intervals, p, SE and MDD from one bootstrap.
 
     ``a`` and ``b`` are (n_seeds, n_items) score matrices whose row s comes from runs with the same seed s
-    and whose column i is the same test item. SE = standard deviation (ddof = 1) of the replicates.
+    and whose column i is the same test item, or two :class:`Predictions` (macro-F1, recomputed on each
+    resample of the items; the same prediction on every cell: :func:`unchanged_macro_f1`). SE = standard
+    deviation (ddof = 1) of the replicates. ``bounds`` = (lo, hi), the range one score can take (e.g. (0, 100)
+    for a rate in percent): where every paired difference is equal the interval is :func:`exact_difference`'s,
+    over the range (lo − hi, hi − lo) a difference can take; without ``bounds``, or when a score lies outside
+    them, such a difference is undecidable.
     """
+    if isinstance(a, Predictions):
+        if not isinstance(b, Predictions) or a.predicted.shape != b.predicted.shape or \
+                not np.array_equal(a.labels, b.labels):
+            raise ValueError("paired macro-F1 needs two Predictions of the same shape on the same labelled items")
+        if can_decide(a.predicted) and np.array_equal(a.predicted, b.predicted):
+            return unchanged_macro_f1(a)
+        return _difference(*macro_f1_bootstrap(a, b, n_boot, seed), a.predicted, None)
     a, b = as_matrix(a), as_matrix(b)
     if a.shape != b.shape:
         raise ValueError(f"paired arms need the same (n_seeds, n_items): got {a.shape} and {b.shape}")
-    d = a - b
-    n_seeds, n_items = d.shape
+    span = (bounds[0] - bounds[1], bounds[1] - bounds[0]) if within(bounds, a, b) else None
+    return _mean_difference(a - b, n_boot, seed, span)
+
+
+def within(bounds: tuple[float, float] | None, *arms: np.ndarray) -> bool:
+    """Whether ``bounds`` = (lo, hi) are given and every score of every arm lies in [lo, hi]."""
+    return bounds is not None and all(bounds[0] <= m.min() and m.max() <= bounds[1] for m in arms if m.size)
+
+
+def _mean_difference(d: np.ndarray, n_boot: int, seed: int, span) -> Difference:
+    """:func:`paired_difference` of a difference matrix ``d`` whose cells lie in ``span`` (or None)."""
     estimate = float(d.mean()) if d.size else math.nan
-    if not can_decide(d):
+    if can_decide(d) and np.ptp(d) == 0:
+        estimate = float(d.flat[0])  # exact, where d.mean() could be one rounding step off
+    constant = can_decide(d) and np.ptp(d) == 0  # only then do the cells lie at one value x
+    return _difference(estimate, bootstrap(d, n_boot, seed) if can_decide(d) else None, d, span if constant else None)
+
+
+def _difference(estimate: float, reps: np.ndarray | None, d: np.ndarray, span) -> Difference:
+    """The Difference of an ``estimate`` and its bootstrap replicates (None: no verdict); ``d`` gives n and
+    whether a verdict can be drawn; replicates with no variance give :func:`exact_difference`."""
+    n_seeds, n_items = d.shape
+    if reps is None or not can_decide(d):
         nan = math.nan
         return Difference(estimate, nan, nan, nan, nan, nan, nan, nan, n_seeds, n_items)
-    if np.ptp(d) == 0:
-        estimate = float(d.flat[0])  # exact, where d.mean() could be one rounding step off
-    reps = bootstrap(d, n_boot, seed)
-    se = float(np.std(reps, ddof=1)) if np.ptp(reps) > 0 else 0.0
+    if np.ptp(reps) == 0:
+        return exact_difference(estimate, n_seeds, n_items, span)
+    se = float(np.std(reps, ddof=1))
     ci = percentile_interval(reps, estimate, 1 - ALPHA)
     eq = percentile_interval(reps, estimate, 1 - 2 * ALPHA)
     return Difference(estimate, *ci, *eq, bootstrap_p_value(reps), se, minimum_detectable_difference(se),
                       n_seeds, n_items)
 
 
-def interval(values, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
+def interval(values, n_boot: int = N_BOOT, seed: int = 0, *, bounds: tuple[float, float] | None = None) -> Interval:
     """One arm's mean over seeds and items with its 95% hierarchical-bootstrap percentile interval.
 
-    The same resampling as :func:`paired_difference` (it is the bootstrap of ``values`` − 0), so tables and
-    figures that both call this show the same interval. Fewer than two seeds (or NaN) → NaN bounds.
+    The same resampling as :func:`paired_difference` (it is the bootstrap of ``values`` − 0; :class:`Predictions`
+    give macro-F1), so tables and figures that both call this show the same interval. Fewer than two seeds (or
+    NaN) → NaN bounds; scores with no variance → the exact bound over ``bounds`` (NaN without them).
     """
-    m = as_matrix(values)
-    d = paired_difference(m, np.zeros_like(m), n_boot, seed)
+    if isinstance(values, Predictions):
+        d = _difference(*macro_f1_bootstrap(values, None, n_boot, seed), values.predicted, None)
+    else:
+        m = as_matrix(values)
+        d = _mean_difference(m, n_boot, seed, bounds if within(bounds, m) else None)
     return Interval(d.estimate, d.ci_low, d.ci_high, d.se, d.n_seeds, d.n_items)
 
 
@@ -180,3 +337,25 @@ def holm(p_values, alpha: float = ALPHA) -> list[bool]:
             break
         rejected[i] = True
     return rejected
+
+
+def bootstrap_coverage(n_seeds: int, seed_sd: float, n_items: int = 200, item_sd: float = 25.0,
+                       cell_sd: float = 25.0, n_sims: int = 1000, n_boot: int = 500, seed: int = 0) -> float:
+    """How often the crossed bootstrap's 95% percentile interval holds the true difference, by simulation.
+
+    Each simulated experiment has paired differences d[s, i] = seed_sd · z_s + item_sd · w_i + cell_sd · ε_si
+    (z, w, ε independent standard normals; true mean 0; in points): a seed shifts every item of its run, an
+    item is harder for one arm in every seed, and each run adds its own noise. Its interval is the one
+    :func:`paired_difference` reports (percentile, widened to hold the estimate), from ``n_boot`` replicates;
+    one set of crossed counts (c, k) serves every experiment, so the ``n_sims`` experiments are one matrix
+    product. Returns the share of experiments whose interval holds 0. Deterministic for a ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    d = (seed_sd * rng.standard_normal((n_sims, n_seeds, 1)) + item_sd * rng.standard_normal((n_sims, 1, n_items))
+         + cell_sd * rng.standard_normal((n_sims, n_seeds, n_items)))
+    c, k = next(crossed_counts(n_seeds, n_items, n_boot, seed))
+    dk = (d.reshape(-1, n_items) @ k.T).reshape(n_sims, n_seeds, n_boot)  # one matrix product for every experiment
+    reps = np.einsum("nsb,bs->nb", dk, c) / (n_seeds * n_items)  # (n_sims, n_boot): cᵀ d k per replicate
+    estimate = d.mean(axis=(1, 2))
+    lo, hi = np.quantile(reps, [ALPHA / 2, 1 - ALPHA / 2], axis=1)
+    return float(np.mean((np.minimum(lo, estimate) <= 0) & (0 <= np.maximum(hi, estimate))))
