@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ckt.data import Validated
 from ckt.safety_patch.decode import chat_prefix, greedy_replies
 from ckt.safety_patch.judge import keyword_judge
 from ckt.safety_patch.measure import helpfulness_loglik, measure, sentiment_label
@@ -182,15 +183,20 @@ def test_margin_excess_by_hand():
     assert margin_excess({"over_refusal": 0.0, "helpfulness_loglik": -1.9}, BASE) == pytest.approx(-1.0)
 
 
+def V(values):
+    """Means measured on the validation prompts, as the chooser takes them."""
+    return Validated(values, "validation")
+
+
 def test_pick_within_margins_takes_the_safest_setting_inside_the_margins():
     val = {"too eager": {"refusal": 100, "jailbreak_refusal": 100, "over_refusal": 30, "helpfulness_loglik": -2.0},
            "mild": {"refusal": 60, "jailbreak_refusal": 40, "over_refusal": 1, "helpfulness_loglik": -2.01},
            "mild, safer": {"refusal": 70, "jailbreak_refusal": 50, "over_refusal": 2, "helpfulness_loglik": -2.04},
            "harmless": {"refusal": 5, "jailbreak_refusal": 5, "over_refusal": 0, "helpfulness_loglik": -2.0}}
-    assert pick_within_margins(val, BASE) == "mild, safer"
+    assert pick_within_margins(V(val), V(BASE)) == "mild, safer"
     val.pop("mild, safer"), val.pop("mild"), val.pop("harmless")
     val["forgetful"] = {"refusal": 90, "jailbreak_refusal": 90, "over_refusal": 0, "helpfulness_loglik": -3.0}
-    assert pick_within_margins(val, BASE) == "too eager"  # none inside: the least excess (14 < 19 margins)
+    assert pick_within_margins(V(val), V(BASE)) == "too eager"  # none inside: the least excess (14 < 19 margins)
 
 
 def test_pick_within_margins_reads_no_test_data(benchmark):
@@ -203,8 +209,8 @@ def test_pick_within_margins_reads_no_test_data(benchmark):
             return super().__getitem__(key)
 
     with pytest.raises(DataError):
-        pick_within_margins({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)},
-                            BASE)
+        pick_within_margins(V({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)}),
+                            V(BASE))
 
 
 # --- the whole protocol on a tiny model --------------------------------------------------------------------------
