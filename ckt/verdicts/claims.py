@@ -143,6 +143,9 @@ def interior_peak(metric: str, settings: Sequence, val_means: Validated, test_it
     (:func:`pick_on_validation` of ``val_means``, collapsed settings skipped) must beat both ends of the sweep
     (``settings`` sorted) on the test items. Returns (pick, two comparisons); with fewer than three settings
     there is no interior and the comparisons are empty."""
+    from ..data.guard import require_validation
+
+    require_validation(val_means, "a setting on validation means")
     settings = sorted(settings)
     if len(settings) < 3:
         return None, []
@@ -174,6 +177,9 @@ def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], 
     """"``method`` is best on every metric": per metric, the strongest other arm is picked on validation
     (:func:`pick_on_validation`, collapsed arms skipped) and ``method`` must beat it on the test items.
     ``items[arm][metric]`` is an (n_seeds × n_items) matrix; ``val_means.values[arm][metric]`` a validation mean."""
+    from ..data.guard import require_validation
+
+    require_validation(val_means, "a setting on validation means")
     out = []
     for m in metrics:
         rival = pick_on_validation(val_means.derive({arm: val_means.values[arm][m] for arm in items if arm != method}))
