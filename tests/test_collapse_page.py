@@ -1,10 +1,10 @@
 """Collapse on the page: chapter 02 executed on a results table with a seeded collapsed setting marks it.
 
-The chapter runs once at its classroom parameters with two seeds. Both runs of w_KD = 1 are then made to
-collapse on validation (one predicted class, macro-F1 100/3) and to have the best validation overall safety, and
-the chapter is executed again on that table (every row is reused, nothing retrains). The rendered results table
-must carry the "collapsed" mark on w_KD = 1's row, the figure its red ✕, the choice must skip it, and the sentence
-beside the choice must name it. Without the seeding, none of it appears.
+The chapter runs once at its classroom parameters with two seeds. Its table is then planted twice (every row is
+reused, nothing retrains): every run healthy and w_KD = 1 the best on validation, where nothing is marked and
+w_KD = 1 is chosen; and the same with both runs of w_KD = 1 collapsed on validation (one predicted class,
+macro-F1 100/3), where the rendered results table must carry the "collapsed" mark on w_KD = 1's row, the choice
+must skip it and the sentence beside the choice must name it.
 """
 
 import pandas as pd
@@ -43,22 +43,34 @@ def results_table_html(nb) -> str:
     raise KeyError("results table")
 
 
+def plant(results, collapse: bool) -> None:
+    """Every run healthy (two classes, macro-F1 75 on both splits) and w_KD = 1 the best on validation (overall
+    safety 99); with ``collapse``, both runs of w_KD = 1 predict one class on validation (macro-F1 100/3)."""
+    path = results / f"{CHAPTER}.csv"
+    table = pd.read_csv(path, dtype={"run_id": str})
+    table[["predicted_classes", "val_predicted_classes", "macro_f1", "val_macro_f1"]] = [2, 2, 75.0, 75.0]
+    seeded = (table["p_w_kd"] == 1.0) & table["p_tau"].isna()  # not the τ = 8 runs of the exercise's check
+    assert seeded.sum() == 2  # w_KD = 1, seeds 0 and 1 (the smoke sweep is w_KD = 0 and 1)
+    table.loc[seeded, "val_overall_safety"] = 99.0
+    if collapse:
+        table.loc[seeded, ["val_predicted_classes", "val_macro_f1"]] = [1, 100 / 3]
+    table.to_csv(path, index=False)
+
+
 @pytest.mark.slow
 def test_a_seeded_collapsed_setting_is_marked_skipped_and_named(tmp_path, benchmark, monkeypatch):
     results = tmp_path / "results"
-    nb = execute(results, tmp_path / "first", monkeypatch)
+    execute(results, tmp_path / "trained", monkeypatch)  # the chapter's own runs (a classroom run may collapse)
+    plant(results, collapse=False)
+    nb = execute(results, tmp_path / "healthy", monkeypatch)
     assert "collapsed" not in results_table_html(nb)
+    assert float(glued(nb, "kdw_best_overall_w")) == 1.0  # the best on validation (99)
     assert glued(nb, "kdw_collapsed") == "no run collapsed to a single predicted class"
 
-    table = pd.read_csv(results / f"{CHAPTER}.csv", dtype={"run_id": str})
-    seeded = (table["p_w_kd"] == 1.0) & table["p_tau"].isna()  # not the τ = 8 runs of the exercise's check
-    assert seeded.sum() == 2  # w_KD = 1, seeds 0 and 1 (the smoke sweep is w_KD = 0 and 1)
-    table.loc[seeded, ["val_predicted_classes", "val_macro_f1", "val_overall_safety"]] = [1, 100 / 3, 99.0]
-    table.to_csv(results / f"{CHAPTER}.csv", index=False)
+    plant(results, collapse=True)
     nb = execute(results, tmp_path / "seeded", monkeypatch)
-
     html = results_table_html(nb)
     assert "<th>collapsed</th>" in html and html.count("2 of 2 seeds") == 1
     assert html.index("<td>1.0</td>") < html.index("2 of 2 seeds")  # on w_KD = 1's row, after w_KD = 0's
-    assert float(glued(nb, "kdw_best_overall_w")) == 0.0  # w_KD = 1 has the best validation score (99), collapsed
+    assert float(glued(nb, "kdw_best_overall_w")) == 0.0  # w_KD = 1 is still best on validation, but collapsed
     assert "w_KD = 1 (2 of 2 seeds)" in glued(nb, "kdw_collapsed")
