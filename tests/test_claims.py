@@ -77,7 +77,7 @@ def test_interior_peak_needs_the_validation_pick_to_beat_both_ends_on_test():
     test[8.0] = const(90)  # an end beats the pick: the claim is contradicted
     _, comps = interior_peak("accuracy", list(val), Validated(val, "val"), test)
     assert claim_row("peak", "interior", comps, "r")["verdict"] == "partly reproduced"
-    assert interior_peak("accuracy", [0.0, 1.0], val, test) == (None, [])
+    assert interior_peak("accuracy", [0.0, 1.0], Validated(val, "val"), test) == (None, [])
 
 
 def test_best_across_metrics_picks_the_rival_on_validation():

@@ -227,6 +227,10 @@ def val_means(records: pd.DataFrame, key: str | list[str], metric: str | list[st
     return split_means(records, key, metric, "val")
 
 
+def seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def collapse_counts(records: pd.DataFrame, keys: str | list[str]) -> pd.Series:
     """Per group: how many of its runs collapsed on the validation **or** the test split (what tables mark)."""
     keys = [keys] if isinstance(keys, str) else list(keys)
@@ -243,7 +247,7 @@ def collapse_sentence(records: pd.DataFrame, keys: str | list[str], name: str = 
     n = records.groupby(by, sort=False).size()
     val = collapsed_runs(records, "val").groupby(by, sort=False).sum()
     either = (collapsed_runs(records, "val") | collapsed_runs(records, "test")).groupby(by, sort=False).sum()
-    down = [f"{name.format(*(g if isinstance(g, tuple) else (g,)))} ({c} of {n[g]} seeds"
+    down = [f"{name.format(*(g if isinstance(g, tuple) else (g,)))} ({c} of {seeds(n[g])}"
             + (")" if val[g] else ", on the test split only)") for g, c in either.items() if c]
     if not down:
         return "no run collapsed to a single predicted class"
@@ -276,7 +280,7 @@ def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits:
     many ("3 of 10 seeds") beside the keys."""
     out = summary[keys].copy()
     if "collapsed" in summary and summary["collapsed"].fillna(0).gt(0).any():
-        out["collapsed"] = [f"{int(c)} of {int(n)} seeds" if c else ""
+        out["collapsed"] = [f"{int(c)} of {seeds(int(n))}" if c else ""
                             for c, n in zip(summary["collapsed"].fillna(0), summary["n_seeds"], strict=True)]
     for m in metrics:
         cells = zip(summary[f"{m}_mean"], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
