@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from ckt.verdicts.budget import OVER_REFUSAL_BUDGET, admissibility, one_sided_bounds, pick_by_budget
+from ckt.data import Validated
+from ckt.errors import DataError
+from ckt.verdicts.budget import OVER_REFUSAL_BUDGET, admissibility, one_sided_bounds
+from ckt.verdicts.budget import pick_by_budget as pick_on
 
 N = 25  # validation prompts per set in these examples
 
@@ -19,6 +22,11 @@ def scores(refused_harmful: int, over_refused: int, help_change: float = 0.0, n:
 
 
 BASE = scores(0, 0)
+
+
+def pick_by_budget(cands, base):
+    """The rule on validation numbers, as the protocol hands them over."""
+    return pick_on(Validated(cands, "validation"), Validated(base, "validation"))
 
 
 def test_the_budget_is_declared_at_five_points():
@@ -81,3 +89,13 @@ def test_when_none_is_admissible_the_least_excess_is_shipped():
 def test_no_candidate_is_an_error():
     with pytest.raises(ValueError, match="no setting"):
         pick_by_budget({}, BASE)
+
+
+def test_held_out_or_bare_numbers_are_refused():
+    cands = {"good": scores(20, 0)}
+    with pytest.raises(DataError, match="numbers from the heldout data"):
+        pick_on(Validated(cands, "heldout"), Validated(BASE, "validation"))
+    with pytest.raises(DataError, match="base model's scores\\) was handed numbers from the heldout data"):
+        pick_on(Validated(cands, "validation"), Validated(BASE, "heldout"))
+    with pytest.raises(DataError, match="unknown provenance"):
+        pick_on(cands, Validated(BASE, "validation"))

@@ -4,6 +4,7 @@ Holm over metrics, choices made on validation only, collapse, and the claims-tab
 import numpy as np
 import pytest
 
+from ckt.data import Validated
 from ckt.verdicts import (
     VERDICTS,
     any_metric,
@@ -66,30 +67,30 @@ def test_collapse_is_one_class_or_chance_macro_f1():
 
 def test_choices_read_validation_means_only_and_skip_collapsed_settings():
     val = {"a": 70.0, "b": 75.0, "c": 74.0}
-    assert pick_on_validation(val) == "b"
-    assert pick_on_validation(val, collapsed={"b": True}) == "c"
+    assert pick_on_validation(Validated(val, "val")) == "b"
+    assert pick_on_validation(Validated(val, "val", collapsed={"b"})) == "c"
     with pytest.raises(ValueError, match="collapsed"):
-        pick_on_validation({"a": 1.0}, collapsed={"a": True})
+        pick_on_validation(Validated({"a": 1.0}, "val", collapsed={"a"}))
 
 
 def test_interior_peak_needs_the_validation_pick_to_beat_both_ends_on_test():
     val = {0.0: 70.0, 1.0: 80.0, 4.0: 75.0, 8.0: 72.0}
     test = {0.0: const(70), 1.0: const(78), 4.0: const(79), 8.0: const(71)}
-    pick, comps = interior_peak("accuracy", list(val), val, test)
+    pick, comps = interior_peak("accuracy", list(val), Validated(val, "val"), test)
     assert pick == 1.0  # validation picks 1.0 even though 4.0 is higher on test
     assert [c.outcome for c in comps] == ["higher", "higher"]
     assert claim_row("peak", "interior", comps, "r", shape="conjunctive")["verdict"] == "reproduced"
     test[8.0] = const(90)  # an end beats the pick: the claim is contradicted
-    _, comps = interior_peak("accuracy", list(val), val, test)
+    _, comps = interior_peak("accuracy", list(val), Validated(val, "val"), test)
     assert claim_row("peak", "interior", comps, "r", shape="conjunctive")["verdict"] == "not reproduced"
     assert claim_row("peak", "interior", comps, "r", shape="existential")["verdict"] == "partly reproduced"
-    assert interior_peak("accuracy", [0.0, 1.0], val, test) == (None, [])
+    assert interior_peak("accuracy", [0.0, 1.0], Validated(val, "val"), test) == (None, [])
 
 
 def test_best_across_metrics_picks_the_rival_on_validation():
     items = {"ckt": {"accuracy": const(80)}, "adv": {"accuracy": const(79)}, "smart": {"accuracy": const(81)}}
     val = {"ckt": {"accuracy": 80.0}, "adv": {"accuracy": 79.5}, "smart": {"accuracy": 78.0}}
-    (c,) = best_across_metrics("ckt", items, val, ["accuracy"])
+    (c,) = best_across_metrics("ckt", items, Validated(val, "val"), ["accuracy"])
     assert c.label == "ckt vs adv" and c.outcome == "higher"  # not smart, the test-set best
 
 
@@ -141,5 +142,5 @@ def test_a_constant_predictor_is_flagged_and_never_reported_as_best():
     val_safety = {"constant": 66.7, "real": 64.0}
     collapsed = {"constant": is_collapsed(1, f1), "real": is_collapsed(2, 78.0)}
     assert collapsed == {"constant": True, "real": False}
-    assert pick_on_validation(val_safety) == "constant"  # what an unguarded argmax would report
-    assert pick_on_validation(val_safety, collapsed=collapsed) == "real"
+    assert pick_on_validation(Validated(val_safety, "val")) == "constant"  # what an unguarded argmax would report
+    assert pick_on_validation(Validated(val_safety, "val", {k for k, c in collapsed.items() if c})) == "real"

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 
-from ckt.data import check_readable
+from ckt.data import Validated, check_readable
 from ckt.errors import DataError
 from ckt.verdicts import (
     any_metric,
@@ -27,6 +27,11 @@ from ckt.verdicts import (
     pick_on_validation,
     pick_within_margins,
 )
+
+
+def V(values):
+    """Numbers measured on the validation split, as every chooser takes them."""
+    return Validated(values, "val")
 
 
 def const(value, seeds=3, items=2000):
@@ -195,12 +200,12 @@ def _peeked(what):
 
 def test_pick_on_validation_names_its_choice_when_test_data_is_read():
     with pytest.raises(DataError, match=_peeked("a setting on validation means")):
-        pick_on_validation(PeekingKeys(low=1.0, high=2.0))
+        pick_on_validation(V(PeekingKeys(low=1.0, high=2.0)))
 
 
 def test_pick_on_validation_error_when_everything_collapsed():
     with pytest.raises(ValueError, match=r"^every setting collapsed: nothing to choose$"):
-        pick_on_validation({"a": 1.0, "b": 2.0}, collapsed={"a": True, "b": True})
+        pick_on_validation(Validated({"a": 1.0, "b": 2.0}, "val", collapsed={"a", "b"}))
 
 
 BASE = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
@@ -215,15 +220,15 @@ def test_pick_within_margins_uses_the_callers_margins_and_the_zero_boundary():
     caller's 5 pp (excess 0: inside, the boundary counts). Inside, the higher mean refusal wins: bold's (90 + 70) / 2
     = 80 over strict's (60 + 40) / 2 = 50, though "strict" sorts after "bold"."""
     val = {"bold": _setting(90, 70, 11.0), "strict": _setting(60, 40, 7.0)}
-    assert pick_within_margins(val, BASE) == "strict"
-    assert pick_within_margins(val, BASE, {"over_refusal": 5.0, "helpfulness_loglik": 0.05}) == "bold"
+    assert pick_within_margins(V(val), V(BASE)) == "strict"
+    assert pick_within_margins(V(val), V(BASE), {"over_refusal": 5.0, "helpfulness_loglik": 0.05}) == "bold"
 
 
 def test_pick_within_margins_never_takes_a_setting_past_its_margins():
     """"bold" raises over-refusal by 3 pp = 1.5 margins (excess 0.5, less than one margin past): outside, however
     much it refuses. Guards an inside test of excess ≤ 1 instead of ≤ 0."""
     val = {"bold": _setting(90, 70, 9.0), "strict": _setting(60, 40, 7.0)}
-    assert pick_within_margins(val, BASE) == "strict"
+    assert pick_within_margins(V(val), V(BASE)) == "strict"
 
 
 def test_pick_within_margins_with_none_inside_takes_the_least_excess():
@@ -232,15 +237,15 @@ def test_pick_within_margins_with_none_inside_takes_the_least_excess():
     over-refusal +4 pp = 2 margins (excess 1). Ties go to the first in order."""
     val = {"aggressive": _setting(100, 100, 16.0), "forgetful": _setting(95, 95, 6.0, -1.2),
            "zealous": _setting(70, 60, 10.0)}
-    assert pick_within_margins(val, BASE) == "zealous"
+    assert pick_within_margins(V(val), V(BASE)) == "zealous"
     tied = {"zealous": _setting(70, 60, 10.0), "eager": _setting(99, 99, 10.0)}
-    assert pick_within_margins(tied, BASE) == "zealous"
+    assert pick_within_margins(V(tied), V(BASE)) == "zealous"
 
 
 def test_pick_within_margins_ranks_by_the_mean_of_both_refusals():
     """"wary" refuses more plain requests (95) but "steady" has the higher mean, (70 + 60) / 2 = 65 > 57.5."""
     val = {"wary": _setting(95, 20, 6.0), "steady": _setting(70, 60, 6.0)}
-    assert pick_within_margins(val, BASE) == "steady"
+    assert pick_within_margins(V(val), V(BASE)) == "steady"
 
 
 def test_pick_within_margins_keeps_a_lead_of_one_float_step():
@@ -249,15 +254,15 @@ def test_pick_within_margins_keeps_a_lead_of_one_float_step():
     100 and the next float above it to the same key and would hand the choice to the first setting."""
     nudge = math.nextafter(100.0, math.inf)
     val = {"first": _setting(100.0, 0.0, 6.0), "ahead": _setting(nudge, 0.0, 6.0)}
-    assert pick_within_margins(val, BASE) == "ahead"
-    assert pick_within_margins({"a": _setting(100.0, 0.0, 6.0), "b": _setting(0.0, 100.0, 6.0)}, BASE) == "a"
+    assert pick_within_margins(V(val), V(BASE)) == "ahead"
+    assert pick_within_margins(V({"a": _setting(100.0, 0.0, 6.0), "b": _setting(0.0, 100.0, 6.0)}), V(BASE)) == "a"
 
 
 def test_pick_within_margins_errors():
     with pytest.raises(ValueError, match=r"^no setting to choose from$"):
-        pick_within_margins({}, BASE)
+        pick_within_margins(V({}), V(BASE))
     with pytest.raises(DataError, match=_peeked("a patch setting on validation means")):
-        pick_within_margins(PeekingKeys(a=_setting(50, 50, 6.0)), BASE)
+        pick_within_margins(V(PeekingKeys(a=_setting(50, 50, 6.0))), V(BASE))
 
 
 # --- interior_peak and best_across_metrics -----------------------------------------------------------------------
@@ -266,7 +271,7 @@ def test_interior_peak_with_exactly_three_settings_compares_the_middle_with_both
     """Three settings (given unsorted) have one interior, 0.5; its comparisons are labelled with the settings as
     %g ("0.5 vs 0", "0.5 vs 2") and carry the metric: 79 − 77 = +2 (higher), 79 − 80 = −1 (lower)."""
     test = {0.0: const(77), 0.5: const(79), 2.0: const(80)}
-    pick, comps = interior_peak("macro_f1", [2.0, 0.5, 0.0], {0.0: 90.0, 0.5: 60.0, 2.0: 95.0}, test)
+    pick, comps = interior_peak("macro_f1", [2.0, 0.5, 0.0], V({0.0: 90.0, 0.5: 60.0, 2.0: 95.0}), test)
     assert pick == 0.5
     assert [(c.label, c.metric, c.outcome, c.diff.estimate) for c in comps] == [
         ("0.5 vs 0", "macro_f1", "higher", 2.0), ("0.5 vs 2", "macro_f1", "lower", -1.0)]
@@ -277,16 +282,16 @@ def test_interior_peak_considers_every_interior_setting():
     """Four settings: both 1 and 4 are interior, and validation prefers 4 (75 > 70)."""
     val = {0.0: 99.0, 1.0: 70.0, 4.0: 75.0, 8.0: 99.0}
     test = {s: const(70 + s) for s in val}
-    pick, comps = interior_peak("accuracy", list(val), val, test)
+    pick, comps = interior_peak("accuracy", list(val), V(val), test)
     assert pick == 4.0 and [c.label for c in comps] == ["4 vs 0", "4 vs 8"]
 
 
 def test_interior_peak_passes_its_seed_to_the_bootstrap_and_defaults_to_zero():
     test = {0.0: B5, 1.0: A5, 2.0: B5 - 1.0}
     val = {0.0: 0.0, 1.0: 1.0, 2.0: 0.0}
-    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], val, test)
+    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], V(val), test)
     assert comps[0].diff == paired_difference(A5, B5, seed=0)
-    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], val, test, seed=7)
+    _, comps = interior_peak("accuracy", [0.0, 1.0, 2.0], V(val), test, seed=7)
     assert comps[0].diff == paired_difference(A5, B5, seed=7)
 
 
@@ -297,17 +302,17 @@ def test_best_across_metrics_carries_each_metric_and_the_seed():
              "adv": {"accuracy": B5 + 5.0, "macro_f1": const(71)}}
     val = {"ckt": {"accuracy": 99.0, "macro_f1": 99.0}, "ce": {"accuracy": 80.0, "macro_f1": 60.0},
            "adv": {"accuracy": 70.0, "macro_f1": 65.0}}
-    acc, f1 = best_across_metrics("ckt", items, val, ["accuracy", "macro_f1"])
+    acc, f1 = best_across_metrics("ckt", items, V(val), ["accuracy", "macro_f1"])
     assert (acc.label, acc.metric, f1.label, f1.metric) == ("ckt vs ce", "accuracy", "ckt vs adv", "macro_f1")
     assert acc.diff == paired_difference(A5, B5, seed=0) and (f1.outcome, f1.diff.estimate) == ("lower", -1.0)
-    acc, _ = best_across_metrics("ckt", items, val, ["accuracy", "macro_f1"], seed=7)
+    acc, _ = best_across_metrics("ckt", items, V(val), ["accuracy", "macro_f1"], seed=7)
     assert acc.diff == paired_difference(A5, B5, seed=7)
 
 
 # --- describe_peak: the sentences chapter 02 glues in -------------------------------------------------------------
 
 SWEEP = [0.0, 0.5, 2.0]
-VAL = {0.0: 90.0, 0.5: 60.0, 2.0: 95.0}  # only the interior 0.5 can be picked
+VAL = Validated({0.0: 90.0, 0.5: 60.0, 2.0: 95.0}, "val")  # only the interior 0.5 can be picked
 
 
 def _peak(metric, low, mid, high, seeds=3):

@@ -4,8 +4,8 @@ selectors, against hand computation."""
 import numpy as np
 import pytest
 
-from ckt.data import check_disjoint
-from ckt.errors import ConfigError
+from ckt.data import Validated, check_disjoint
+from ckt.errors import ConfigError, DataError
 from ckt.sot_llm.mix import (
     KEEP_GRID,
     choose_keep_fraction,
@@ -48,10 +48,24 @@ def test_a_mix_too_large_for_its_pool_is_one_clear_error():
 
 def test_keep_fraction_rule_by_hand():
     scores = np.arange(40, dtype=float)  # the 8 lowest scores are the contaminants
-    contaminant = np.arange(40) < 8
+    contaminant = Validated(np.arange(40) < 8, "validation")
     assert choose_keep_fraction(scores, contaminant) == 0.8  # keeps exactly the 32 clean pairs: J = 1
-    contaminant = np.arange(40) >= 32  # the contaminants score highest: every cut keeps them all
+    contaminant = Validated(np.arange(40) >= 32, "validation")  # the contaminants score highest: every cut keeps all
     assert choose_keep_fraction(scores, contaminant) == max(KEEP_GRID)  # J = q·40−8 over 32 − 1: largest q
+
+
+def test_the_k_and_push_rules_refuse_the_users_test_mix():
+    test = llm_mix("test", 90, 0.1, 10, 10, "cross", seed=0)
+    assert test.known.source == "heldout" and llm_mix("val", 90, 0.1, 10, 10, "cross", seed=0).known.source == \
+        "validation"
+    scores = np.arange(len(test.pairs), dtype=float)
+    with pytest.raises(DataError, match="kept share K / n was handed numbers from the heldout data"):
+        choose_keep_fraction(scores, test.known)
+    with pytest.raises(DataError, match="unknown provenance"):
+        choose_keep_fraction(scores, test.contaminant)  # a bare mask: where it came from is unknown
+    z = np.zeros((len(scores), 2))
+    with pytest.raises(DataError, match="push weight was handed numbers from the heldout data"):
+        choose_push(z, z, z, test.known, [1.0])
 
 
 def test_selector_scores_by_hand():
@@ -97,7 +111,7 @@ def test_the_common_share_is_the_mixs_clean_share():
 def test_choose_push_takes_the_gamma_with_the_best_validation_youden_and_the_first_on_ties(monkeypatch):
     from ckt.sot_llm import mix as M
 
-    contaminant = np.arange(40) < 8
+    contaminant = Validated(np.arange(40) < 8, "validation")
     # a stand-in for the OT weights: γ = 1 ranks the 8 contaminants lowest (J = 1 at q = 0.8); γ = 0.25 and 4
     # rank them among the clean pairs (J < 1)
     def fake_weights(z, safe, harm, push, **_):

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ckt.data import Validated
 from ckt.llm.decode import chat_prefix, greedy_replies
 from ckt.llm.judge import keyword_judge
 from ckt.llm.measure import helpfulness_loglik, measure, sentiment_label
@@ -182,15 +183,20 @@ def test_margin_excess_by_hand():
     assert margin_excess({"over_refusal": 0.0, "helpfulness_loglik": -1.9}, BASE) == pytest.approx(-1.0)
 
 
+def V(values):
+    """Means measured on the validation prompts, as the chooser takes them."""
+    return Validated(values, "validation")
+
+
 def test_pick_within_margins_takes_the_safest_setting_inside_the_margins():
     val = {"too eager": {"refusal": 100, "jailbreak_refusal": 100, "over_refusal": 30, "helpfulness_loglik": -2.0},
            "mild": {"refusal": 60, "jailbreak_refusal": 40, "over_refusal": 1, "helpfulness_loglik": -2.01},
            "mild, safer": {"refusal": 70, "jailbreak_refusal": 50, "over_refusal": 2, "helpfulness_loglik": -2.04},
            "harmless": {"refusal": 5, "jailbreak_refusal": 5, "over_refusal": 0, "helpfulness_loglik": -2.0}}
-    assert pick_within_margins(val, BASE) == "mild, safer"
+    assert pick_within_margins(V(val), V(BASE)) == "mild, safer"
     val.pop("mild, safer"), val.pop("mild"), val.pop("harmless")
     val["forgetful"] = {"refusal": 90, "jailbreak_refusal": 90, "over_refusal": 0, "helpfulness_loglik": -3.0}
-    assert pick_within_margins(val, BASE) == "too eager"  # none inside: the least excess (14 < 19 margins)
+    assert pick_within_margins(V(val), V(BASE)) == "too eager"  # none inside: the least excess (14 < 19 margins)
 
 
 def test_pick_within_margins_reads_no_test_data(benchmark):
@@ -203,8 +209,8 @@ def test_pick_within_margins_reads_no_test_data(benchmark):
             return super().__getitem__(key)
 
     with pytest.raises(DataError):
-        pick_within_margins({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)},
-                            BASE)
+        pick_within_margins(V({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)}),
+                            V(BASE))
 
 
 # --- the whole protocol on a tiny model --------------------------------------------------------------------------
@@ -222,9 +228,10 @@ def test_run_protocol_chooses_on_validation_and_keeps_the_first_seeds_models_exa
     cfg = Config(patch_train_examples=4, gen_tokens=3, patch_rank=2, llm_precision="bf16")
     sets, seen = tiny_sets, []
 
-    def choose(val_means, base):
-        seen.append(sorted(s.label for s in val_means))
-        return max(val_means, key=lambda s: s.lr)
+    def choose(val, base):
+        assert val.source == base.source == "validation"
+        seen.append(sorted(s.label for s in val.values))
+        return max(val.values, key=lambda s: s.lr)
 
     settings = candidates([1e-3, 1e-2], [1e-4], [0, 1])
     res = run_protocol(tiny, smollm_tokenizer, sets, cfg, [0, 1], settings, choose, log=lambda _: None)
@@ -298,7 +305,7 @@ def test_patched_start_is_the_merged_first_seed_patch_and_the_user_finetune_leav
     cfg = Config(patch_train_examples=4, patch_rank=2, user_lr=1e-2)
     sets = tiny_sets
     start, chosen, validation = patched_start(tiny, smollm_tokenizer, sets, cfg, [1e-2],
-                                              lambda cands, base: next(iter(cands)), log=lambda _: None)
+                                              lambda cands, base: next(iter(cands.values)), log=lambda _: None)
     assert chosen == Setting("lora", 1e-2) and list(validation) == [chosen]
     patch, _ = finetune(tiny, smollm_tokenizer, sets, Setting("lora", 1e-2), cfg, 0)
     probe = ["hello there", "ok"]

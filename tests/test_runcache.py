@@ -189,7 +189,7 @@ def test_cached_measurement_computes_once_and_recomputes_a_broken_or_foreign_ent
 # --- the protocol, the patched start and the user's fine-tunes, rerun -------------------------------------------
 
 def _choose_lr(lr):
-    return lambda val, base: next((s for s in val if s.lr == lr), max(val, key=lambda s: s.lr))
+    return lambda val, base: next((s for s in val.values if s.lr == lr), max(val.values, key=lambda s: s.lr))
 
 
 @pytest.mark.slow

@@ -192,15 +192,77 @@ def arms(records: pd.DataFrame, key: str | list[str], metric: str, table) -> dic
     return {k: matrix(part, metric, table) for k, part in records.groupby(key, sort=False)}
 
 
-def val_means(records: pd.DataFrame, key: str | list[str], metric: str) -> dict:
-    """``{value of key: mean validation score}``: what every choice between settings is made on."""
-    return records.groupby(key, sort=False)[f"val_{metric}"].mean().to_dict()
+COLLAPSED = "collapsed: one predicted class"  # the figures' mark (and its legend entry)
+SPLIT_PREFIX = {"val": "val_", "test": ""}  # the columns a results row records for each split
+
+
+def collapsed_runs(records: pd.DataFrame, split: str = "val") -> pd.Series:
+    """Per run (row): whether it collapsed on ``split`` ("val" or "test"), by :func:`ckt.verdicts.is_collapsed`
+    of the run's ``[val_]predicted_classes`` and ``[val_]macro_f1`` (a column not recorded counts as NaN)."""
+    from ..verdicts import is_collapsed
+
+    prefix = SPLIT_PREFIX[split]
+    nan = pd.Series(np.nan, index=records.index)
+    classes = records.get(f"{prefix}predicted_classes", nan).astype(float)
+    f1 = records.get(f"{prefix}macro_f1", nan).astype(float)
+    return pd.Series([is_collapsed(c, f) for c, f in zip(classes, f1, strict=True)], index=records.index, dtype=bool)
+
+
+def split_means(records: pd.DataFrame, key: str | list[str], metric: str | list[str], split: str = "val"):
+    """:class:`~ckt.data.Validated` numbers for a choice: ``{value of key: mean score on split}`` (with a list of
+    metrics, ``{value of key: {metric: mean}}``), ``source`` = the split whose columns were read, and the groups
+    any of whose runs collapsed on that split (:func:`collapsed_runs`), which no chooser takes."""
+    from ..data import Validated
+
+    prefix = SPLIT_PREFIX[split]
+    groups = records.groupby(key, sort=False)
+    if isinstance(metric, str):
+        means = groups[f"{prefix}{metric}"].mean().to_dict()
+    else:
+        table = groups[[f"{prefix}{m}" for m in metric]].mean()
+        means = {k: {m: row[f"{prefix}{m}"] for m in metric} for k, row in table.iterrows()}
+    down = collapsed_runs(records, split).groupby([records[k] for k in ([key] if isinstance(key, str) else key)],
+                                                  sort=False).any()
+    return Validated(means, split, {k for k, c in down.items() if c})
+
+
+def val_means(records: pd.DataFrame, key: str | list[str], metric: str | list[str]):
+    """What every choice between settings is made on: :func:`split_means` of the validation split."""
+    return split_means(records, key, metric, "val")
+
+
+def seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def collapse_counts(records: pd.DataFrame, keys: str | list[str]) -> pd.Series:
+    """Per group: how many of its runs collapsed on the validation **or** the test split (what tables mark)."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    down = collapsed_runs(records, "val") | collapsed_runs(records, "test")
+    return down.groupby([records[k] for k in keys], sort=False).sum()
+
+
+def collapse_sentence(records: pd.DataFrame, keys: str | list[str], name: str = "{}") -> str:
+    """The sentence every comparison or choice over ``records`` stands beside: which settings (``name``, a format
+    string filled with a group's key values) had collapsed runs, how many, and whether on the test split only (a
+    run collapsed on validation keeps its setting from every choice, :func:`split_means`); or that none did."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    by = [records[k] for k in keys]
+    n = records.groupby(by, sort=False).size()
+    val = collapsed_runs(records, "val").groupby(by, sort=False).sum()
+    either = (collapsed_runs(records, "val") | collapsed_runs(records, "test")).groupby(by, sort=False).sum()
+    down = [f"{name.format(*(g if isinstance(g, tuple) else (g,)))} ({c} of {seeds(n[g])}"
+            + (")" if val[g] else ", on the test split only)") for g, c in either.items() if c]
+    if not down:
+        return "no run collapsed to a single predicted class"
+    return ("runs collapsed to a single predicted class (or macro-F1 at or below chance) at " + ", ".join(down)
+            + "; a setting with a run collapsed on validation is never chosen")
 
 
 def intervals(records: pd.DataFrame, keys: str | list[str], metrics: list[str], table) -> pd.DataFrame:
     """Per group: ``<m>_mean``, ``<m>_lo``, ``<m>_hi`` — the 95% hierarchical-bootstrap interval over seeds
-    and test items that the verdicts use (:func:`ckt.verdicts.interval`) — and ``n_seeds``, for tables and
-    figures alike."""
+    and test items that the verdicts use (:func:`ckt.verdicts.interval`) — ``n_seeds``, and ``collapsed``, how
+    many of its runs collapsed (:func:`collapse_counts`), for tables and figures alike."""
     from ..verdicts import interval, score_range
 
     keys = [keys] if isinstance(keys, str) else list(keys)
@@ -211,14 +273,19 @@ def intervals(records: pd.DataFrame, keys: str | list[str], metrics: list[str], 
             iv = interval(matrix(part, m, table), n_boot=1000, bounds=score_range(m))
             row[f"{m}_mean"], row[f"{m}_lo"], row[f"{m}_hi"] = iv.mean, iv.low, iv.high
         row["n_seeds"] = len(part)
+        row["collapsed"] = int(collapse_counts(part, keys).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits: int = 1) -> pd.DataFrame:
     """A readable table: ``mean (low to high)`` per metric, the 95% interval of :func:`intervals`; one seed
-    gives the mean alone, marked "(1 seed)"."""
+    gives the mean alone, marked "(1 seed)". When a group had collapsed runs, a ``collapsed`` column says how
+    many ("3 of 10 seeds") beside the keys."""
     out = summary[keys].copy()
+    if "collapsed" in summary and summary["collapsed"].fillna(0).gt(0).any():
+        out["collapsed"] = [f"{int(c)} of {seeds(int(n))}" if c else ""
+                            for c, n in zip(summary["collapsed"].fillna(0), summary["n_seeds"], strict=True)]
     for m in metrics:
         cells = zip(summary[f"{m}_mean"], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
         out[m] = [f"{a:.{digits}f} (1 seed)" if lo != lo else f"{a:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
@@ -227,12 +294,18 @@ def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits:
 
 
 def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = None, **kw) -> None:
-    """Mean line with the shaded 95% interval of :func:`intervals` (the same one the tables print)."""
+    """Mean line with the shaded 95% interval of :func:`intervals` (the same one the tables print); a point
+    with collapsed runs is marked with a red ✕ (legend entry :data:`COLLAPSED`)."""
     s = summary.sort_values(x)
     mean = s[f"{metric}_mean"]
     line, = ax.plot(s[x], mean, marker="o", label=label or metric, **kw)
     ax.fill_between(s[x], s[f"{metric}_lo"].fillna(mean), s[f"{metric}_hi"].fillna(mean), alpha=0.2,
                     color=line.get_color())
+    down = s[s["collapsed"].fillna(0) > 0] if "collapsed" in s else s.iloc[:0]
+    if len(down):
+        marked = any(c.get_label() == COLLAPSED for c in ax.collections)
+        ax.scatter(down[x], down[f"{metric}_mean"], marker="X", s=90, color="red", zorder=4,
+                   label="_" + COLLAPSED if marked else COLLAPSED)
 
 
 REGIME_COLOURS = {r: f"C{i}" for i, r in enumerate(
@@ -240,7 +313,8 @@ REGIME_COLOURS = {r: f"C{i}" for i, r in enumerate(
 
 
 def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list | None = None) -> None:
-    """Grouped bars of ``mean`` with the 95% interval of :func:`intervals` as error bars (one colour per regime)."""
+    """Grouped bars of ``mean`` with the 95% interval of :func:`intervals` as error bars (one colour per regime);
+    a group with collapsed runs is hatched and labelled "(collapsed)"."""
     order = order or list(summary[group])
     width = 0.8 / len(order)
     s = summary.set_index(group)
@@ -248,8 +322,10 @@ def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list 
         means = [s.loc[g, f"{m}_mean"] for m in metrics]
         err = [[s.loc[g, f"{m}_mean"] - s.loc[g, f"{m}_lo"] for m in metrics],
                [s.loc[g, f"{m}_hi"] - s.loc[g, f"{m}_mean"] for m in metrics]]
+        down = "collapsed" in s and s.loc[g, "collapsed"] > 0
         ax.bar(np.arange(len(metrics)) + (i - (len(order) - 1) / 2) * width, means, width, yerr=np.nan_to_num(err),
-               label=g, color=REGIME_COLOURS.get(g), capsize=2)
+               label=f"{g} (collapsed)" if down else g, color=REGIME_COLOURS.get(g), capsize=2,
+               hatch="xx" if down else None, edgecolor="black" if down else None)
     ax.set_xticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.guard import Validated
 from ..llm.judge import human_agreement
 from ..verdicts import claim_row, compare, interval, score_range
 from ..verdicts.budget import admissibility, pick_by_budget, prompt_interval
@@ -98,7 +99,8 @@ def _front_columns(items) -> dict[str, float]:
 def best_ratio(res) -> str | None:
     """The full fine-tuning arm a deployer would ship, chosen on validation by the same rule as each setting."""
     full = {arm: res.validation[s].items for arm, s in res.chosen.items() if arm != LORA}
-    return pick_by_budget(full, res.base_val.items)[0] if full else None
+    return (pick_by_budget(Validated(full, "validation"), Validated(res.base_val.items, "validation"))[0]
+            if full else None)
 
 
 def corrected_table(res, seeds: Sequence[int]) -> pd.DataFrame:

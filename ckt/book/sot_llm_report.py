@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.guard import Validated
 from ..sot_llm.mix import FINETUNE_ARMS
 from ..sot_llm.study import START
-from ..verdicts import claim_row, compare
+from ..verdicts import claim_row, compare, pick_on_validation
 from .patch_report import compare_arms, interval_columns, seed_matrix
 
 FT_METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
@@ -41,7 +42,8 @@ def chosen_embedding(rows: pd.DataFrame, reference: str = "cross") -> str:
     """The embedding SOT uses in the fine-tunes: the higher mean **validation** Youden J of SOT's selection
     (clean kept − contaminants kept on the validation mixes) in the ``reference`` setting."""
     sot = rows[(rows["selector"] == "sot") & (rows["reference"] == reference)]
-    return str(sot.groupby("embedding")["val_youden"].mean().idxmax())
+    youden = sot.groupby("embedding")["val_youden"].mean().to_dict()
+    return str(pick_on_validation(Validated(youden, "validation")))
 
 
 def recall_matrix(rows: pd.DataFrame, embedding: str, reference: str, selector: str,

@@ -21,7 +21,7 @@ from .benchmark import (
                         version_key,
 )
 from .cache import cached_tensors, hash_key, texts_key
-from .guard import check_readable, selecting
+from .guard import HELD_OUT_SOURCES, VALIDATION_SOURCES, Validated, check_readable, require_validation, selecting
 from .llm_sources import (
                         fill_template,
                         is_alpaca_refusal,
@@ -44,7 +44,8 @@ __all__ = [
     "ARTIFACTS", "Artifact", "artifact_path", "fetch", "list_members", "read_member", "read_members", "sha256_file",
     "DOMAINS", "REPREPARE", "SHIFT_DOMAIN", "SPLITS", "VADER_THRESHOLD", "Benchmark", "build_benchmark",
     "deduplicate", "load_split", "normalize_text", "parse_vader", "prepare_benchmark", "vader_binary", "version_key",
-    "cached_tensors", "check_readable", "selecting", "hash_key", "texts_key", "inject_label_noise", "inject_text_noise",
+    "cached_tensors", "check_readable", "selecting", "Validated", "require_validation", "VALIDATION_SOURCES",
+    "HELD_OUT_SOURCES", "hash_key", "texts_key", "inject_label_noise", "inject_text_noise",
     "HARMFUL_SOURCES", "harmful_pools", "load_harmful", "load_refusal_set", "balanced_subset", "split_user_table",
     "load_dataset", "load_table", "parse_jsonl",
     "fill_template", "is_alpaca_refusal", "load_advbench_targets", "load_alpaca_demo", "load_alpaca_eval",

@@ -138,7 +138,8 @@ def training_set(prep: Prepared, cfg: Config, seed: int) -> Prepared:
 def run_seed(prep: Prepared, seed: int, cfg: Config | None = None, progress: bool = False, with_items: bool = False):
     """Train and evaluate one student; returns (student, record dict) — and the per-item test scores
     (:func:`ckt.core.evaluate.item_scores`) when ``with_items``. Validation metrics are recorded as
-    ``val_<metric>``: every choice between settings is made on them, never on the test metrics."""
+    ``val_<metric>``: every choice between settings is made on them, never on the test metrics
+    (``val_predicted_classes`` and ``val_macro_f1`` decide whether the run collapsed on validation)."""
     cfg = cfg or prep.cfg
     seeded = training_set(prep, cfg, seed)
     train, extra = (selected_training_set(seeded, cfg, seed) if uses_selection(cfg)
@@ -151,7 +152,7 @@ def run_seed(prep: Prepared, seed: int, cfg: Config | None = None, progress: boo
     metrics, items = evaluate(student, prep.eval, cfg.eval_eps, seed, with_items=True)
     if prep.val_eval is not None:
         val = evaluate(student, prep.val_eval, cfg.eval_eps, seed)
-        extra.update({f"val_{m}": val[m] for m in REPORTED})
+        extra.update({f"val_{m}": val[m] for m in (*REPORTED, "predicted_classes")})  # the last decides collapse
     if uses_selection(cfg):
         extra["harmful_positive"] = harmful_positive_rate(student)
     record = {"regime": cfg.regime, "seed": seed, **metrics, **extra, **stats.as_dict(), **prep.teacher}

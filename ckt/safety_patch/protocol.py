@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 
 from ..data.cache import hash_key
+from ..data.guard import Validated
 from ..llm.measure import Measurement, measure
 from ..llm.runcache import (
     FINETUNES,
@@ -147,11 +148,14 @@ def validate(llm, tokenizer, sets: ProtocolSets, cfg, settings: Sequence[Setting
 
 def choose_arms(validation: dict[Setting, Measurement], base_val: Measurement, choose: Choose) -> dict[str, Setting]:
     """Step 3: per arm (LoRA; full fine-tuning at each ratio), the setting ``choose`` picks from the per-prompt
-    **validation** scores of the arm's settings and of the base model."""
+    **validation** scores of the arm's settings and of the base model, each handed over as
+    :class:`~ckt.data.Validated` (source ``"validation"``)."""
     arms: dict[str, list[Setting]] = {}
     for s in validation:
         arms.setdefault(s.arm, []).append(s)
-    return {arm: choose({s: validation[s].items for s in group}, base_val.items) for arm, group in arms.items()}
+    base = Validated(base_val.items, "validation")
+    return {arm: choose(Validated({s: validation[s].items for s in group}, "validation"), base)
+            for arm, group in arms.items()}
 
 
 def adapter_of(llm, tokenizer, sets: ProtocolSets, s: Setting, cfg, seed: int) -> Path:

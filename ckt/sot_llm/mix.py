@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import llm_sources as L
+from ..data.guard import Validated, require_validation
 from ..errors import ConfigError
 from ..sot.weights import selection_metrics, sot_weights, sq_cost, top_k
 
@@ -72,9 +73,17 @@ class LLMMix:
     safe: pd.DataFrame           # the trusted safe reference
     harm: pd.DataFrame           # the harmful reference
 
+    split: str = "val"           # the pools it was drawn from ("val" or "test")
+
     @property
     def contaminant(self) -> np.ndarray:
         return self.pairs["contaminant"].to_numpy(bool)
+
+    @property
+    def known(self) -> Validated:
+        """The contaminant mask with its provenance, as the K and γ rules take it: "validation" for a validation
+        mix, "heldout" for the user's (test) mix, which the rules refuse."""
+        return Validated(self.contaminant, "validation" if self.split == "val" else "heldout")
 
 
 def llm_mix(split: str, n_clean: int, rate: float, safe_size: int, harm_size: int, reference: str,
@@ -102,7 +111,7 @@ def llm_mix(split: str, n_clean: int, rate: float, safe_size: int, harm_size: in
     pairs = pairs.iloc[rng.permutation(len(pairs))].reset_index(drop=True)
     safe = p["safe_ref"].iloc[rng.choice(len(p["safe_ref"]), safe_size, replace=False)]
     return LLMMix(pairs, safe.reset_index(drop=True), ref.iloc[rng.choice(len(ref), harm_size, replace=False)]
-                  .reset_index(drop=True))
+                  .reset_index(drop=True), split)
 
 
 def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: np.ndarray,
@@ -145,9 +154,12 @@ def youden(kept: np.ndarray, contaminant: np.ndarray) -> float:
     return float(kept[~c].mean() - (kept[c].mean() if c.any() else 0.0))
 
 
-def choose_keep_fraction(scores: np.ndarray, contaminant: np.ndarray, grid=KEEP_GRID) -> float:
+def choose_keep_fraction(scores: np.ndarray, contaminant, grid=KEEP_GRID) -> float:
     """The K rule, on a **validation** mix whose contaminants are known: the kept share q = K / n from
-    ``grid`` that maximises :func:`youden` of the Top-⌊q·n⌉; ties: the larger q (keep more data)."""
+    ``grid`` that maximises :func:`youden` of the Top-⌊q·n⌉; ties: the larger q (keep more data).
+    ``contaminant`` is :class:`~ckt.data.Validated` (the validation mix's contaminant mask, source
+    ``"validation"``): the rule refuses a test mix's."""
+    contaminant = np.asarray(require_validation(contaminant, "SOT's kept share K / n").values, bool)
     best, best_j = None, -np.inf
     for q in sorted(grid):
         j = youden(top_share(scores, q), contaminant)
@@ -160,12 +172,13 @@ def choose_push(z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: 
                 grid=KEEP_GRID, **sot) -> tuple[float, float, float]:
     """(γ, q, J) on a **validation** mix whose contaminants are known: the push weight γ from ``push_grid`` whose SOT
     weights reach the highest :func:`youden` J at their own kept share q (:func:`choose_keep_fraction`), the same
-    rule as K; ties: the first γ of the grid."""
+    rule as K; ties: the first γ of the grid. ``contaminant``: :class:`~ckt.data.Validated`, as for K."""
+    mask = np.asarray(require_validation(contaminant, "SOT's push weight").values, bool)
     best = None
     for g in push_grid:
         w = sot_weights(z, safe, harm, **{**sot, "push": float(g)})[0]
         q = choose_keep_fraction(w, contaminant, grid)
-        j = youden(top_share(w, q), contaminant)
+        j = youden(top_share(w, q), mask)
         if best is None or j > best[2]:
             best = (float(g), q, j)
     if best is None:
@@ -192,7 +205,7 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
     embedded = {split: embed_mix(embed, mix) for split, mix in mixes.items()}
     if push_grid is not None and "sot" in selectors:
-        sot = {**sot, "push": choose_push(*embedded["val"], mixes["val"].contaminant, push_grid, **sot)[0]}
+        sot = {**sot, "push": choose_push(*embedded["val"], mixes["val"].known, push_grid, **sot)[0]}
     scores = {}
     for split, mix in mixes.items():
         z, safe, harm = embedded[split]
@@ -204,7 +217,7 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     test_c = mixes["test"].contaminant
     val_c = mixes["val"].contaminant
     for name in selectors:
-        q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], val_c)
+        q = 1.0 if name == "none" else choose_keep_fraction(scores["val"][name], mixes["val"].known)
         kept = top_share(scores["test"][name], q)
         val_j = youden(top_share(scores["val"][name], q), val_c)
         common_kept = top_share(scores["test"][name], common_share(mixes["test"]))
@@ -251,10 +264,10 @@ def finetune_sets(embed, val: LLMMix, test: LLMMix, seed: int, arms=FINETUNE_ARM
     """
     z_val, safe_val, harm_val = embed_mix(embed, val)
     if push_grid is not None:
-        push, q, _ = choose_push(z_val, safe_val, harm_val, val.contaminant, push_grid, **sot)
+        push, q, _ = choose_push(z_val, safe_val, harm_val, val.known, push_grid, **sot)
         sot = {**sot, "push": push}
     else:
-        q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.contaminant)
+        q = choose_keep_fraction(sot_weights(z_val, safe_val, harm_val, **sot)[0], val.known)
     z, safe, harm = embed_mix(embed, test)
     w = sot_weights(z, safe, harm, **sot)[0]
     c = test.contaminant

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.guard import require_validation, selecting
 from .decide import MARGINS
 from .stats import ALPHA, bootstrap, percentile_interval
 
@@ -80,13 +81,17 @@ def admissibility(items: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray
                          one_sided_bounds(change)[0], budget, help_margin)
 
 
-def pick_by_budget(candidates: Mapping, base: Mapping[str, np.ndarray], budget: float = OVER_REFUSAL_BUDGET,
+def pick_by_budget(candidates, base, budget: float = OVER_REFUSAL_BUDGET,
                    help_margin: float = MARGINS["helpfulness_loglik"]):
     """(the candidate to ship, ``{candidate: Admissibility}``) by the module docstring's rule, from per-prompt
-    **validation** scores ``candidates[setting][metric]`` and the base model's ``base[metric]``."""
+    **validation** scores: ``candidates`` and ``base`` are :class:`~ckt.data.Validated` from a validation prompt
+    set, ``candidates.values[setting][metric]`` and ``base.values[metric]``; anything else is refused."""
+    candidates = require_validation(candidates, "a fine-tune to ship").values
+    base = require_validation(base, "a fine-tune to ship (the base model's scores)").values
     if not candidates:
         raise ValueError("no setting to choose from")
-    checks = {k: admissibility(v, base, budget, help_margin) for k, v in candidates.items()}
+    with selecting("a fine-tune to ship"):
+        checks = {k: admissibility(v, base, budget, help_margin) for k, v in candidates.items()}
     inside = [k for k in candidates if checks[k].admissible]
     if inside:
         return max(inside, key=lambda k: (checks[k].refusal, -checks[k].over_rise)), checks

@@ -8,7 +8,8 @@ matrices (n_seeds × n_items, :func:`ckt.experiments.item_matrix`) and validatio
   declared margin), with the numbers it rests on;
 - :func:`any_metric` — a claim that passes if *any* of several metrics passes: Holm-corrected;
 - :func:`pick_on_validation` — every choice (the best weight, the best perturbation, a learning rate) is an
-  argmax of **validation** means; a collapsed setting (one predicted class) is never chosen;
+  argmax of **validation** means, handed over as :class:`~ckt.data.Validated` (numbers with the data they came
+  from: test or held-out numbers are refused); a collapsed setting (one predicted class) is never chosen;
 - :func:`interior_peak` — the paper's "best at a moderate weight": the interior setting chosen on
   validation must beat both ends of the sweep on the test items;
 - :func:`claim_row` — one row of the claims table: its shape (conjunctive, superlative or existential), verdict
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .decide import (
     HIGHER_SMALL,
@@ -35,6 +37,9 @@ from .decide import (
     score_range,
 )
 from .stats import Difference, paired_difference
+
+if TYPE_CHECKING:  # ckt.data is imported where a choice is made: importing the verdicts stays light
+    from ..data.guard import Validated
 
 CHANCE_MACRO_F1 = 50.0  # a balanced binary task: random guessing scores macro-F1 ≈ 50
 
@@ -98,20 +103,25 @@ def any_metric(label: str, a: Mapping[str, object], b: Mapping[str, object], exp
 
 
 def is_collapsed(predicted_classes: float, macro_f1: float) -> bool:
-    """A run has collapsed when it predicts a single class, or its macro-F1 is at or below chance (50)."""
+    """A run has collapsed when it predicts a single class, or its macro-F1 is at or below chance (50).
+
+    NaN (not recorded) decides nothing: a NaN class count is left to the macro-F1, a NaN macro-F1 to the count.
+    On data holding both classes one predicted class already gives macro-F1 ≤ 50 (the other class scores F1 = 0)."""
     return predicted_classes <= 1 or (not math.isnan(macro_f1) and macro_f1 <= CHANCE_MACRO_F1)
 
 
-def pick_on_validation(val_means: Mapping, collapsed: Mapping | None = None):
-    """The setting with the highest **validation** mean (ties: the first in order); collapsed settings are
-    skipped. Test scores are never read here."""
-    from ..data.guard import selecting
+def pick_on_validation(val_means: Validated):
+    """The setting with the highest **validation** mean: argmax over ``val_means.values`` of the settings not in
+    ``val_means.collapsed`` (ties: the first in order). ``val_means`` must be :class:`~ckt.data.Validated` from
+    validation data (:func:`~ckt.data.require_validation`); test scores are never read here."""
+    from ..data.guard import require_validation, selecting
 
+    val = require_validation(val_means, "a setting on validation means")
     with selecting("a setting on validation means"):  # nothing here may touch test data
-        candidates = [k for k in val_means if not (collapsed or {}).get(k, False)]
-    if not candidates:
-        raise ValueError("every setting collapsed: nothing to choose")
-    return max(candidates, key=lambda k: val_means[k])
+        candidates = [k for k in val.values if k not in val.collapsed]
+        if not candidates:
+            raise ValueError("every setting collapsed: nothing to choose")
+        return max(candidates, key=lambda k: val.values[k])
 
 
 def margin_excess(means: Mapping[str, float], base: Mapping[str, float],
@@ -123,32 +133,39 @@ def margin_excess(means: Mapping[str, float], base: Mapping[str, float],
     return max(over, drop) - 1.0
 
 
-def pick_within_margins(val_means: Mapping, base: Mapping[str, float], margins: Mapping[str, float] = MARGINS):
-    """A patch worth shipping, chosen on **validation** means (``val_means[setting][metric]``): among the
-    settings whose over-refusal rise and helpfulness drop against the base model stay inside their margins
-    (:func:`margin_excess` ≤ 0), the one with the highest mean of refusal and jailbreak refusal; when none
-    stays inside, the one that goes least past them. Ties: the first in order. Test scores are never read."""
-    from ..data.guard import selecting
+def pick_within_margins(val_means: Validated, base: Validated, margins: Mapping[str, float] = MARGINS):
+    """A patch worth shipping, chosen on **validation** means (``val_means.values[setting][metric]``): among the
+    settings whose over-refusal rise and helpfulness drop against the base model (``base.values[metric]``, measured
+    on the same validation prompts) stay inside their margins (:func:`margin_excess` ≤ 0), the one with the highest
+    mean of refusal and jailbreak refusal; when none stays inside, the one that goes least past them. Ties: the
+    first in order. Both must be :class:`~ckt.data.Validated` from validation prompts; test scores are never read."""
+    from ..data.guard import require_validation, selecting
 
-    with selecting("a patch setting on validation means"):
-        if not val_means:
+    what = "a patch setting on validation means"
+    val, ref = require_validation(val_means, what).values, require_validation(base, what).values
+    with selecting(what):
+        if not val:
             raise ValueError("no setting to choose from")
-        excess = {k: margin_excess(v, base, margins) for k, v in val_means.items()}
-        inside = [k for k in val_means if excess[k] <= 0]
+        excess = {k: margin_excess(v, ref, margins) for k, v in val.items()}
+        inside = [k for k in val if excess[k] <= 0]
         if inside:
-            return max(inside, key=lambda k: (val_means[k]["refusal"] + val_means[k]["jailbreak_refusal"]) / 2)
-        return min(val_means, key=lambda k: excess[k])
+            return max(inside, key=lambda k: (val[k]["refusal"] + val[k]["jailbreak_refusal"]) / 2)
+        return min(val, key=lambda k: excess[k])
 
 
-def interior_peak(metric: str, settings: Sequence, val_means: Mapping, test_items: Mapping,
+def interior_peak(metric: str, settings: Sequence, val_means: Validated, test_items: Mapping,
                   seed: int = 0) -> tuple[object, list[Comparison]]:
-    """"The metric peaks at a moderate setting": the interior setting picked on validation must beat
-    both ends of the sweep (``settings`` sorted) on the test items. Returns (pick, two comparisons);
-    with fewer than three settings there is no interior and the comparisons are empty."""
+    """"The metric peaks at a moderate setting": the interior setting picked on validation
+    (:func:`pick_on_validation` of ``val_means``, collapsed settings skipped) must beat both ends of the sweep
+    (``settings`` sorted) on the test items. Returns (pick, two comparisons); with fewer than three settings
+    there is no interior and the comparisons are empty."""
+    from ..data.guard import require_validation
+
+    require_validation(val_means, "a setting on validation means")
     settings = sorted(settings)
     if len(settings) < 3:
         return None, []
-    pick = pick_on_validation({s: val_means[s] for s in settings[1:-1]})
+    pick = pick_on_validation(val_means.derive({s: val_means.values[s] for s in settings[1:-1]}))
     return pick, [compare(f"{pick:g} vs {end:g}", metric, test_items[pick], test_items[end], seed=seed)
                   for end in (settings[0], settings[-1])]
 
@@ -172,14 +189,17 @@ def claim_row(claim: str, paper: str, comparisons: Sequence[Comparison], reason:
             "reason": reason, "comparisons": numbers}
 
 
-def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], val_means: Mapping[str, Mapping],
+def best_across_metrics(method: str, items: Mapping[str, Mapping[str, object]], val_means: Validated,
                         metrics: Sequence[str], seed: int = 0) -> list[Comparison]:
     """"``method`` is best on every metric": per metric, the strongest other arm is picked on validation
-    (:func:`pick_on_validation`) and ``method`` must beat it on the test items. ``items[arm][metric]`` is
-    an (n_seeds × n_items) matrix; ``val_means[arm][metric]`` a validation mean."""
+    (:func:`pick_on_validation`, collapsed arms skipped) and ``method`` must beat it on the test items.
+    ``items[arm][metric]`` is an (n_seeds × n_items) matrix; ``val_means.values[arm][metric]`` a validation mean."""
+    from ..data.guard import require_validation
+
+    require_validation(val_means, "a setting on validation means")
     out = []
     for m in metrics:
-        rival = pick_on_validation({arm: val_means[arm][m] for arm in items if arm != method})
+        rival = pick_on_validation(val_means.derive({arm: val_means.values[arm][m] for arm in items if arm != method}))
         out.append(compare(f"{method} vs {rival}", m, items[method][m], items[rival][m], seed=seed))
     return out
 
