@@ -163,7 +163,8 @@ class Config:
                               "faster with native bfloat16, several times slower where it is emulated); 'fp32' = "
                               "float32 throughout",
                               choices=("auto", "bf16", "fp32"))
-    gen_tokens: int = _llm(32, "tokens generated per reply before it is judged", range=(1, 512))
+    gen_tokens: int = _llm(16, "tokens generated per reply before it is judged (chapter 07 checks on validation "
+                           "replies twice as long that the judge calls every reply the same)", range=(1, 512))
     user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06; "
                           "the scenario's setting, not tuned by any selector)", range=(1e-7, 1.0))
     user_epochs: int = _llm(1, "epochs of the user's fine-tune (chapter 06)", range=(1, 100))
