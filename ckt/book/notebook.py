@@ -13,6 +13,7 @@ Each chapter declares its own knobs in :mod:`ckt.book.chapters` (default, valid 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import warnings
@@ -168,6 +169,28 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
         elif isinstance(value, (float, np.floating)):
             value = round(float(value), digits)
         glue(f"{prefix}_{key}", value, display=False)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def significant(x: float, digits: int = 2) -> str:
+    """``x`` to ``digits`` significant figures, the integer part never rounded: 0.038 → "0.038",
+    1.234 → "1.2", 237.4 → "237"; below 10⁻⁴ in powers of ten: 8e-5 → "8.0 × 10⁻⁵". (``glue_all`` rounds a
+    float to a fixed number of decimals, which prints 0.038 as 0.0.)"""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    scientific = f"{x:.{digits - 1}e}"  # rounded to `digits` figures: 9.96 → "1.0e+01"
+    mantissa, exponent = scientific.split("e")
+    if int(exponent) < -4:
+        return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return f"{x:.{max(digits - 1 - int(exponent), 0)}f}"
+
+
+def seconds(s: float) -> str:
+    """A duration for the prose: "0.038 s", "1.2 s", "237 s" (:func:`significant`, two figures)."""
+    return f"{significant(s)} s"
 
 
 ITEM_METRICS = ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift")
