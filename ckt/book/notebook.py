@@ -292,11 +292,10 @@ def record_findings(name: str, findings: dict[str, Any]) -> None:
     """Save a chapter's measured findings (JSON) for the claims chapter to tabulate."""
     import json
 
-    path = results_dir() / "findings" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(findings, indent=2, default=float))
-    tmp.replace(path)
+    from ..data.cache import atomic_path
+
+    with atomic_path(results_dir() / "findings" / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(findings, indent=2, default=float))
 
 
 def load_findings() -> dict[str, dict]:
