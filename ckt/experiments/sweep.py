@@ -7,7 +7,7 @@ with every run present exactly once. The table is rewritten atomically (temp fil
 ``os.replace``) after every run: a reader always sees a complete, parseable file.
 
 Runs that share data, teacher and features (:func:`prep_key`) share one
-:func:`ckt.experiments.run.prepare`, so a sweep over a loss weight prepares once.
+:func:`ckt.experiments.run.prepare_run`, so a sweep over a loss weight prepares once.
 """
 
 from __future__ import annotations
