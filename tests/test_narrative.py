@@ -22,8 +22,8 @@ def test_each_narrative_page_is_what_a_sync_writes(path):
     assert narrative.synced_page(text) == text, "run: python -m ckt.book.build --sync"
 
 
-@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
-def test_no_narrative_page_makes_a_stale_claim(path):
+@pytest.mark.parametrize("path", [*PAGES, *(ch.path for ch in CHAPTERS.values())], ids=lambda p: p.name)
+def test_no_narrative_page_nor_chapter_prose_makes_a_stale_claim(path):
     assert narrative.stale_claims(path.read_text(encoding="utf-8")) == []
 
 
@@ -35,6 +35,7 @@ def test_no_narrative_page_makes_a_stale_claim(path):
     ("add `-p seeds \"[0]\"` for a quicker first look, then go back to three seeds before drawing a conclusion.",
      ["three seeds"]),
     ("Five seeds are enough here.", []),  # chapter 06 declares 5
+    ("With one seed there is no interval.", []),  # one seed is the no-interval case, not a declaration
     ("The intervals over seeds and test items are wide.", []),  # seeds *and* items: the book's intervals
     ("Run `-p seeds \"[0, 1, 2]\"` (3 seeds is `[0, 1, 2]`)", ["3 seeds"]),  # code is skipped, prose is not
 ])
