@@ -88,7 +88,7 @@ def test_build_once_replaces_a_folder_and_leaves_nothing_on_failure(tmp_cache):
 
 
 def test_atomic_path_writes_a_sibling_then_replaces_and_leaves_nothing_on_failure(tmp_path):
-    final = tmp_path / "new" / "table.csv"  # its folder does not exist yet
+    final = tmp_path / "new" / "folder" / "table.csv"  # its folder and that folder's parent do not exist yet
     with cache.atomic_path(final) as tmp:
         assert tmp == final.with_name(f".table.csv.{os.getpid()}.tmp") and tmp.parent.is_dir()
         tmp.write_text("a,b\n")
