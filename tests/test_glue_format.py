@@ -31,3 +31,17 @@ def test_significant_other_digit_counts_and_non_finite():
 @pytest.mark.parametrize("s, text", [(0.038, "0.038 s"), (1.234, "1.2 s"), (237.4, "237 s"), (0.0004, "0.00040 s")])
 def test_seconds_by_hand(s, text):
     assert seconds(s) == text
+
+
+def test_ci_table_decimals_or_significant_figures_by_hand():
+    import pandas as pd
+
+    from ckt.book.notebook import ci_table
+
+    summary = pd.DataFrame({"mode": ["feature", "embedding"], "acc_mean": [84.25, 80.0], "acc_lo": [83.04, math.nan],
+                            "acc_hi": [85.46, math.nan], "t_mean": [0.0384, 12.3], "t_lo": [0.0351, math.nan],
+                            "t_hi": [0.0417, math.nan]})
+    table = ci_table(summary, ["mode"], ["acc", "t"], figures=("t",))
+    assert table.to_dict("list") == {"mode": ["feature", "embedding"], "acc": ["84.2 (83.0 to 85.5)", "80.0 (1 seed)"],
+                                     "t": ["0.038 (0.035 to 0.042)", "12 (1 seed)"]}
+    assert ci_table(summary, ["mode"], ["t"], digits=1)["t"].tolist() == ["0.0 (0.0 to 0.0)", "12.3 (1 seed)"]
