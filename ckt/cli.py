@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -92,6 +89,7 @@ def cmd_train(args) -> int:
     from .core.metrics import format_ci
     from .core.models import resolve_model
     from .core.student import save_pretrained
+    from .data.cache import atomic_path
     from .experiments.run import REPORTED, prepare_run, run_seed, summary
 
     cfg = Config.from_yaml(args.config, args.set) if args.config else Config.from_dict(parse_sets(args.set))
@@ -101,7 +99,7 @@ def cmd_train(args) -> int:
         prep = prepare_run(cfg, progress=not args.quiet and is_main())
     records = []
     # every rank trains the same students; rank 0 reports and saves them (a folder per seed)
-    with _atomic_dir(out) if is_main() else nullcontext() as tmp:
+    with atomic_path(out, folder=True) if is_main() else nullcontext() as tmp:
         for seed in cfg.seeds:
             student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
             records.append(record)
@@ -152,15 +150,16 @@ def cmd_predict(args) -> int:
     import pandas as pd
     import torch
 
+    from .data.cache import atomic_path
+
     texts = _read_texts(Path(args.input))
     student, seed = load_run_student(Path(args.run_dir), args.seed)
     with torch.no_grad():
         prob = torch.softmax(student.head(student.pooled(texts).float()), -1)[:, 1]
     df = pd.DataFrame({"text": texts, "label": (prob >= 0.5).long().numpy(), "prob_positive": prob.numpy().round(6)})
     out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        df.to_csv(tmp, index=False)
     print(f"wrote {len(df)} predictions to {out} (student seed {seed}, {int(df['label'].sum())} positive)")
     return 0
 
@@ -231,27 +230,6 @@ def _read_texts(path: Path) -> list[str]:
     if df.empty:
         raise DataError(f"input file {path} has no rows: add texts under the 'text' header")
     return df["text"].tolist()
-
-
-class _atomic_dir:
-    """Write a folder's content to a temp folder, then move it into place (nothing half-written)."""
-
-    def __init__(self, target: Path):
-        self.target = target
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        if self.target.exists():
-            shutil.rmtree(self.target)
-        os.replace(self.tmp, self.target)
-        return False
 
 
 if __name__ == "__main__":

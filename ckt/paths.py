@@ -1,7 +1,9 @@
 """Where ckt keeps downloaded artifacts, built data and caches, and where results go.
 
-Caches live under one directory, never inside the installed package: ``$CKT_CACHE_DIR`` if set,
-else ``$XDG_CACHE_HOME/ckt`` (the XDG base-directory convention), else ``~/.cache/ckt``.
+Caches live under one directory, never inside the installed package: ``$CKT_CACHE_DIR`` if set, else
+the platform's user cache folder from ``platformdirs``: on Linux ``$XDG_CACHE_HOME/ckt`` (an absolute
+``$XDG_CACHE_HOME`` only, as the XDG base-directory convention says), else ``~/.cache/ckt``; on macOS
+``~/Library/Caches/ckt``; on Windows ``%LOCALAPPDATA%\\ckt\\Cache``.
 
 Results tables and notebook findings go to ``$CKT_RESULTS_DIR`` if set — ``make book`` sets it to
 ``<repository>/results``, the book's own results — else to ``<repository>/results-rerun`` when ckt runs
@@ -16,15 +18,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from platformdirs import user_cache_path
+
 ENV_VAR = "CKT_CACHE_DIR"
 RESULTS_ENV = "CKT_RESULTS_DIR"
 
 
 def cache_dir() -> Path:
-    """Root of every cache ckt writes (created on first use)."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    default = Path(xdg) / "ckt" if xdg and Path(xdg).is_absolute() else Path.home() / ".cache" / "ckt"
-    root = Path(os.environ.get(ENV_VAR) or default).expanduser()
+    """Root of every cache ckt writes (created on first use): ``$CKT_CACHE_DIR``, else
+    ``platformdirs.user_cache_path("ckt")``."""
+    root = Path(os.environ.get(ENV_VAR) or user_cache_path("ckt", appauthor=False)).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -87,6 +87,44 @@ def test_build_once_replaces_a_folder_and_leaves_nothing_on_failure(tmp_cache):
     assert sorted(p.name for p in tmp_cache.iterdir()) == ["cache", "model"]
 
 
+def test_atomic_path_writes_a_sibling_then_replaces_and_leaves_nothing_on_failure(tmp_path):
+    final = tmp_path / "new" / "folder" / "table.csv"  # its folder and that folder's parent do not exist yet
+    with cache.atomic_path(final) as tmp:
+        assert tmp == final.with_name(f".table.csv.{os.getpid()}.tmp") and tmp.parent.is_dir()
+        tmp.write_text("a,b\n")
+        assert not final.exists()  # a reader sees nothing until the block ends
+    assert final.read_text() == "a,b\n" and [p.name for p in final.parent.iterdir()] == ["table.csv"]
+    with pytest.raises(RuntimeError, match="boom"):
+        with cache.atomic_path(final) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert final.read_text() == "a,b\n" and [p.name for p in final.parent.iterdir()] == ["table.csv"]
+
+
+def test_atomic_path_folder_starts_empty_and_replaces_a_folder(tmp_path):
+    final = tmp_path / "run"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    stale = tmp_path / f".run.{os.getpid()}.tmp"  # left by a killed write of a process with this id
+    stale.mkdir()
+    (stale / "junk").write_text("junk")
+    with cache.atomic_path(final, folder=True) as tmp:
+        assert tmp.is_dir() and list(tmp.iterdir()) == []
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in final.iterdir()] == ["new.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_every_atomic_write_goes_through_atomic_path():
+    """One helper, not a copy per module: no other module names a temporary sibling itself."""
+    import re
+    from pathlib import Path
+
+    src = Path(cache.__file__).resolve().parents[1]
+    copies = [str(p.relative_to(src)) for p in sorted(src.rglob("*.py"))
+              if p.name != "cache.py" and re.search(r"getpid\(\)[^\n]*\.tmp|\.tmp\.replace\(", p.read_text())]
+    assert copies == []
+
+
 def test_remove_handles_files_folders_links_and_nothing(tmp_path):
     target = tmp_path / "target"
     target.mkdir()

@@ -34,6 +34,29 @@ def test_cache_dir_follows_ckt_cache_dir_then_xdg_then_home(tmp_path, monkeypatc
     assert paths.cache_dir() == tmp_path / "home" / ".cache" / "ckt"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Linux paths of the XDG convention")
+@pytest.mark.parametrize("xdg, ckt_dir, expected", [
+    (None, None, "home/.cache/ckt"),  # nothing set: ~/.cache/ckt
+    ("", None, "home/.cache/ckt"),  # set but empty counts as unset
+    ("ABS/xdg", None, "xdg/ckt"),
+    ("relative", None, "home/.cache/ckt"),
+    ("ABS/xdg", "ABS/own", "own"),  # CKT_CACHE_DIR wins over everything
+    (None, "~/mine", "home/mine"),  # and may start with ~
+    ("ABS/xdg", "", "xdg/ckt"),  # an empty CKT_CACHE_DIR is no override
+])
+def test_cache_dir_through_platformdirs_is_the_hand_written_xdg_rule_on_linux(tmp_path, monkeypatch, xdg, ckt_dir,
+                                                                                expected):
+    """ckt.paths asks platformdirs for the user cache folder; on Linux that is the folder the hand-written XDG rule
+    it replaced gave ($CKT_CACHE_DIR, else an absolute $XDG_CACHE_HOME/ckt, else ~/.cache/ckt), so no cache moves."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in (("XDG_CACHE_HOME", xdg), ("CKT_CACHE_DIR", ckt_dir)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value.replace("ABS/", f"{tmp_path}/"))
+    assert paths.cache_dir() == tmp_path / expected and (tmp_path / expected).is_dir()
+
+
 def test_results_go_to_the_checkout_or_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(paths.RESULTS_ENV, raising=False)
     assert paths.source_checkout() == ROOT  # these tests run from the checkout

@@ -5,6 +5,8 @@ run_sweep's bookkeeping (resume, a config listed twice, labels, a merged table, 
 with their per-item scores, one preparation per data setting, the progress bar). Training is faked: each
 run's numbers are written out here, so every expected row is known exactly."""
 
+import dataclasses
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -142,6 +144,53 @@ def test_prep_key_follows_data_teacher_and_evaluation_only():
         assert sweep.prep_key(same) == key
     for other in (base.replace(train_size=32), base.replace(max_length=64), base.replace(eval_size=24)):
         assert sweep.prep_key(other) != key
+
+
+# every keyed field of the sections prepare_run() reads, with another valid value (by hand): a new field there
+# fails the first test until it is listed, so no data setting can slip out of the preparation's key
+PREP_CHANGES = {"dataset": "reviews.csv", "train_size": 32, "domains": ["movies", "tweets"], "label_noise": 0.1,
+                "text_noise": 0.1, "vary_data": False, "backbone": "my-encoder", "max_length": 64,
+                "teacher_epochs": 3, "teacher_pool": 4000, "teacher_lr": 1e-4, "eval_eps": 0.1, "eval_size": 24,
+                "eval_text_noise": 0.2}
+
+
+def test_every_keyed_data_teacher_and_evaluation_field_changes_prep_key():
+    keyed = {f.name for f in dataclasses.fields(Config)
+             if f.metadata["section"] in sweep.PREP_SECTIONS and f.metadata["keyed"]}
+    assert set(PREP_CHANGES) == keyed
+    base = Config(train_size=64, eval_size=48)
+    keys = {name: sweep.prep_key(base.replace(**{name: value})) for name, value in PREP_CHANGES.items()}
+    assert all(getattr(base, name) != value for name, value in PREP_CHANGES.items())  # each is a change
+    assert sweep.prep_key(base) not in keys.values() and len(set(keys.values())) == len(keys)
+
+
+def _another(f: dataclasses.Field, value):
+    """A valid value other than ``value`` for config field ``f``: another choice, the flipped bool, one step
+    inside the range, a shorter list, a longer name."""
+    meta = f.metadata
+    if meta["choices"]:
+        return next(c for c in meta["choices"] if c != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, list):
+        return value[:-1] if len(value) > 1 else [*value, *value]
+    if isinstance(value, (int, float)):
+        lo, hi = meta["range"] or (-math.inf, math.inf)
+        if isinstance(value, int):
+            return value + 1 if value < hi else value - 1
+        return value + (1.0 if hi == math.inf else (hi - value) / 2) if value < hi else (lo + value) / 2
+    return f"{value}-other"
+
+
+def test_no_field_outside_data_teacher_and_evaluation_changes_prep_key():
+    base = Config(train_size=64, eval_size=48)
+    key = sweep.prep_key(base)
+    others = [f for f in dataclasses.fields(Config) if f.name not in PREP_CHANGES]
+    assert len(others) > 40  # the student, perturbation, SOT, LLM-patch and runtime sections, and the unkeyed fields
+    for f in others:
+        other = base.replace(**{f.name: _another(f, getattr(base, f.name))})
+        assert getattr(other, f.name) != getattr(base, f.name), f.name
+        assert sweep.prep_key(other) == key, f.name
 
 
 # ------------------------------------------------------------------ rows found in sibling tables

@@ -23,6 +23,7 @@ from ckt.verdicts import (
     stance,
 )
 from ckt.verdicts.decide import unit
+from ckt.verdicts.rules import is_phrase, possessive
 
 # --- rules.said: the sentences of the book -------------------------------------------------------------------------
 
@@ -79,6 +80,43 @@ def test_said_refuses_an_unknown_outcome():
     """A verdict word outside the vocabulary (e.g. 'reproduced') is a caller error, not a sentence."""
     with pytest.raises(KeyError):
         said("reproduced", "A", "B", "accuracy")
+
+
+@pytest.mark.parametrize("name, owned", [
+    ("ckt", "ckt's"), ("the LoRA patch", "the LoRA patch's"),
+    ("the tweets", "the tweets'"), ("epochs", "epochs'"),  # a plural in s takes the apostrophe alone
+    ("Hinton's", "Hinton's"), ("the models'", "the models'"),  # already a possessive: left as it is
+])
+def test_possessive_by_hand(name, owned):
+    assert possessive(name) == owned
+
+
+@pytest.mark.parametrize("name, phrase", [
+    ("ckt", False), ("full CKT", False), ("the LoRA patch", False), ("embedding-space CKT", False),
+    ("Hinton's", False),  # one word: a possessive of its own, not a phrase
+    ("ce after 20 epochs", True), ("CKT without L_KD", True), ("full fine-tuning on safety data alone", True),
+    ("the paper's form", True),  # a possessive inside: "the paper's form's" would stack two
+    ("after", False),  # the first word never makes a phrase (there is nothing before it to own)
+])
+def test_is_phrase_by_hand(name, phrase):
+    assert is_phrase(name) is phrase
+
+
+@pytest.mark.parametrize("a, b, test, outcome, sentence", [
+    # issue 28: "ce after 20 epochs's", "Hinton's's"
+    ("ce after 20 epochs", "ce after 5", "beats", "lower",
+     "the accuracy of ce after 20 epochs is lower than that of ce after 5"),
+    ("the paper's form", "Hinton's", "equivalent", "equivalent",
+     "the accuracy of the paper's form is equivalent (within the declared margin) to Hinton's"),
+    ("full CKT", "CKT without L_Reg", "beats", "inconclusive",
+     "full CKT's accuracy is not distinguishable, at this sample size, from that of CKT without L_Reg"),
+    ("the tweets", "the movies", "beats", "higher", "the tweets' accuracy is higher than the movies'"),
+    ("full fine-tuning on safety data alone", "the base model", "equivalent", "inconclusive",
+     "the accuracy of full fine-tuning on safety data alone is not shown, at this sample size, to be within the "
+     "declared margin of the base model's"),
+])
+def test_said_reads_right_after_a_phrase_or_a_final_s(a, b, test, outcome, sentence):
+    assert said(outcome, a, b, "accuracy", test=test) == sentence
 
 
 # --- units and the margins table -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Each chapter declares its own knobs in :mod:`ckt.book.chapters` (default, valid 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import warnings
@@ -170,6 +171,28 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
         glue(f"{prefix}_{key}", value, display=False)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def significant(x: float, digits: int = 2) -> str:
+    """``x`` to ``digits`` significant figures, the integer part never rounded: 0.038 → "0.038",
+    1.234 → "1.2", 237.4 → "237"; below 10⁻⁴ in powers of ten: 8e-5 → "8.0 × 10⁻⁵". (``glue_all`` rounds a
+    float to a fixed number of decimals, which prints 0.038 as 0.0.)"""
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    scientific = f"{x:.{digits - 1}e}"  # rounded to `digits` figures: 9.96 → "1.0e+01"
+    mantissa, exponent = scientific.split("e")
+    if int(exponent) < -4:
+        return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return f"{x:.{max(digits - 1 - int(exponent), 0)}f}"
+
+
+def seconds(s: float) -> str:
+    """A duration for the prose: "0.038 s", "1.2 s", "237 s" (:func:`significant`, two figures)."""
+    return f"{significant(s)} s"
+
+
 ITEM_METRICS = ("accuracy", "kd_alignment", "noise_robustness", "alignment_stability", "overall_safety", "acc_shift")
 
 
@@ -278,18 +301,20 @@ def intervals(records: pd.DataFrame, keys: str | list[str], metrics: list[str], 
     return pd.DataFrame(rows)
 
 
-def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits: int = 1) -> pd.DataFrame:
-    """A readable table: ``mean (low to high)`` per metric, the 95% interval of :func:`intervals`; one seed
-    gives the mean alone, marked "(1 seed)". When a group had collapsed runs, a ``collapsed`` column says how
-    many ("3 of 10 seeds") beside the keys."""
+def ci_table(summary: pd.DataFrame, keys: list[str], metrics: list[str], digits: int = 1,
+             figures: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A readable table: ``mean (low to high)`` per metric, the 95% interval of :func:`intervals`, to ``digits``
+    decimals, or to two significant figures for the metrics in ``figures`` (a run time of 0.038 s is "0.038",
+    not "0.0"); one seed gives the mean alone, marked "(1 seed)". When a group had collapsed runs, a
+    ``collapsed`` column says how many ("3 of 10 seeds") beside the keys."""
     out = summary[keys].copy()
     if "collapsed" in summary and summary["collapsed"].fillna(0).gt(0).any():
         out["collapsed"] = [f"{int(c)} of {seeds(int(n))}" if c else ""
                             for c, n in zip(summary["collapsed"].fillna(0), summary["n_seeds"], strict=True)]
     for m in metrics:
+        show = significant if m in figures else (lambda x: f"{x:.{digits}f}")
         cells = zip(summary[f"{m}_mean"], summary[f"{m}_lo"], summary[f"{m}_hi"], strict=True)
-        out[m] = [f"{a:.{digits}f} (1 seed)" if lo != lo else f"{a:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
-                  for a, lo, hi in cells]
+        out[m] = [f"{show(a)} (1 seed)" if lo != lo else f"{show(a)} ({show(lo)} to {show(hi)})" for a, lo, hi in cells]
     return out
 
 
@@ -349,11 +374,10 @@ def record_findings(name: str, findings: dict[str, Any]) -> None:
     """Save a chapter's measured findings (JSON) for the claims chapter to tabulate."""
     import json
 
-    path = results_dir() / "findings" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(findings, indent=2, default=float))
-    tmp.replace(path)
+    from ..data.cache import atomic_path
+
+    with atomic_path(results_dir() / "findings" / f"{name}.json") as tmp:
+        tmp.write_text(json.dumps(findings, indent=2, default=float))
 
 
 def load_findings() -> dict[str, dict]:

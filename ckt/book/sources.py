@@ -3,8 +3,9 @@
 ``notebooks/<name>.md`` is each chapter's source, reviewed like any ``book/*.md``. Its first code
 cell (the Colab/Binder set-up) and its ``parameters`` cell are generated from
 :mod:`ckt.book.chapters`; ``notebooks/<name>.ipynb``, which papermill, Binder and Colab need, is
-generated from the text and committed. ``python -m ckt.book.build --sync`` rewrites all of them and
-``_toc.yml``; :func:`out_of_sync` (run by the test suite) lists whatever a sync would change.
+generated from the text and committed. ``python -m ckt.book.build --sync`` rewrites all of them,
+``_toc.yml`` and the facts in the narrative pages' front matter (:mod:`ckt.book.narrative`);
+:func:`out_of_sync` (run by the test suite) lists whatever a sync would change.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 
 from .chapters import CHAPTERS, ROOT, Chapter, toc_yaml
+from .narrative import PAGES, facts, synced_page
 
 SETUP_TAG = "remove-cell"
 PARAMETERS_TAG = "parameters"
@@ -177,6 +179,8 @@ def out_of_sync() -> list[str]:
             stale.append(shown(student_path(ch)))
     if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
         stale.append("_toc.yml")
+    known = facts()
+    stale += [page for page in PAGES if (text := (ROOT / page).read_text(encoding="utf-8")) != synced_page(text, known)]
     return stale
 
 
@@ -191,4 +195,8 @@ def sync() -> list[str]:
             student_path(ch).parent.mkdir(exist_ok=True)
             student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
     (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
+    known = facts()
+    for page in PAGES:
+        path = ROOT / page
+        path.write_text(synced_page(path.read_text(encoding="utf-8"), known), encoding="utf-8")
     return changed

@@ -5,7 +5,10 @@
     Eq. 5  L_Reg = λ · ‖∇_θ L_NR‖²
     Eq. 6  L     = w_KD · L_KD + L_NR + L_Reg
 
-plus the SMART smoothness term used as a baseline. All reductions are batch means.
+plus the SMART smoothness term used as a baseline. All reductions are batch means. Eq. 3 is Hinton's form,
+ckt's default (``Config.kd_form``); the paper's summary writes KL(p_S ‖ p_T) without τ² (:func:`kd_loss_reverse`).
+Eq. 4 uses the training label y, which the paper's summary does not name. None of the paper's equations is
+contrastive, so no term here is.
 """
 
 from __future__ import annotations

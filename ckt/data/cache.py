@@ -8,7 +8,8 @@ parse, or whose key or shapes disagree, is treated as corrupted: rebuilt, never 
 :func:`build_once` is how downloads, the benchmark, the teacher, features and logits, results tables
 and converted models are written: under an inter-process lock (``filelock``, in ``<cache>/.locks``, released by the
 OS if the holder dies), into a temporary sibling whose name carries the process id, then moved into place with
-``os.replace``. Two processes asking for the same entry build it once; the second waits and reads it.
+``os.replace`` (:func:`atomic_path`, which every other file ckt writes for readers goes through too). Two processes
+asking for the same entry build it once; the second waits and reads it.
 
 :func:`library_versions` names the versions of the libraries that shape the numbers; run keys and
 notebook stamps include it, so a version bump reruns what it could change.
@@ -24,7 +25,7 @@ import warnings
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import torch
 from filelock import FileLock
@@ -70,12 +71,38 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+@contextmanager
+def atomic_path(final: str | os.PathLike, folder: bool = False) -> Iterator[Path]:
+    """The one way ckt writes a file or folder that someone may be reading: yields a temporary sibling of ``final``
+    (``.<name>.<pid>.tmp``, an empty folder when ``folder``) to write, then moves it onto ``final`` with
+    ``os.replace`` when the block ends without an error, so a reader sees the old entry or the whole new one,
+    never half of it. On an error the temporary is removed and ``final`` is left as it was. A folder cannot
+    replace a folder in one step: one at ``final`` is removed just before the move.
+
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False)
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    _remove(tmp)  # left by a process with this id that died mid-write
+    if folder:
+        tmp.mkdir()
+    try:
+        yield tmp
+        if final.is_dir():
+            _remove(final)
+        os.replace(tmp, final)
+    finally:
+        _remove(tmp)
+
+
 def build_once(final: str | os.PathLike, build: Callable[[Path], T], load: Callable[[Path], T | None] = _exists,
                force: bool = False) -> T:
     """``load(final)`` if it gives a usable value, else build ``final`` once across processes.
 
     ``build(tmp)`` writes the file or folder ``tmp`` (a sibling of ``final`` named with this process's
-    id) and returns the value; it is then moved onto ``final`` (``os.replace``), replacing a stale or
+    id) and returns the value; it is then moved onto ``final`` (:func:`atomic_path`), replacing a stale or
     corrupted entry. The check is repeated under the lock, so a process that waited for another's build
     loads it instead of building again. ``load`` returns None for an absent or unusable entry.
     """
@@ -85,15 +112,8 @@ def build_once(final: str | os.PathLike, build: Callable[[Path], T], load: Calla
     with locked(final):
         if not force and (got := load(final)) is not None:
             return got
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        _remove(tmp)
-        try:
+        with atomic_path(final) as tmp:
             value = build(tmp)
-            if final.is_dir():  # a folder cannot be replaced in one step; a file can (atomically)
-                _remove(final)
-            os.replace(tmp, final)
-        finally:
-            _remove(tmp)
     return value
 
 
@@ -117,9 +137,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**stamp, "sha256": h.hexdigest()}))
-    os.replace(tmp, memo)
+    with atomic_path(memo) as tmp:
+        tmp.write_text(json.dumps({**stamp, "sha256": h.hexdigest()}))
     return h.hexdigest()
 
 

@@ -7,12 +7,11 @@ with every run present exactly once. The table is rewritten atomically (temp fil
 ``os.replace``) after every run: a reader always sees a complete, parseable file.
 
 Runs that share data, teacher and features (:func:`prep_key`) share one
-:func:`ckt.experiments.run.prepare`, so a sweep over a loss weight prepares once.
+:func:`ckt.experiments.run.prepare_run`, so a sweep over a loss weight prepares once.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..config import Config
-from ..data.cache import hash_key, library_versions, locked
+from ..data.cache import atomic_path, hash_key, library_versions, locked
 from ..errors import DataError
 from ..paths import book_results_dir
 from ..sot.selection import uses_selection
@@ -88,12 +87,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
-    """Atomic write: a temp file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Atomic write (:func:`ckt.data.cache.atomic_path`): a temp file in the same folder, then ``os.replace``."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def append_row(table: str | Path, row: dict) -> pd.DataFrame:
@@ -139,11 +135,8 @@ def items_path(table: str | Path, rid: str) -> Path:
 
 
 def save_items(table: str | Path, rid: str, items: Mapping[str, np.ndarray]) -> None:
-    path = items_path(table, rid)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **{k: np.asarray(v, dtype=np.float32) for k, v in items.items()})
-    os.replace(tmp, path)
+    with atomic_path(items_path(table, rid)) as tmp, tmp.open("wb") as fh:  # a file object: no ".npz" appended
+        np.savez_compressed(fh, **{k: np.asarray(v, dtype=np.float32) for k, v in items.items()})
 
 
 def load_items(table: str | Path, rid: str) -> dict[str, np.ndarray]:
@@ -180,8 +173,8 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
             record = {k: v for k, v in elsewhere[rid].items()
                       if not k.startswith("p_") and k not in ("run_id", "_items")}
             if not items_path(table, rid).is_file():
-                items_path(table, rid).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(elsewhere[rid]["_items"], items_path(table, rid))
+                with atomic_path(items_path(table, rid)) as tmp:
+                    shutil.copyfile(elsewhere[rid]["_items"], tmp)
         else:
             key = prep_key(cfg)
             if key not in preps:

