@@ -31,13 +31,13 @@ def test_no_narrative_page_nor_chapter_prose_makes_a_stale_claim(path):
 @pytest.mark.parametrize("sentence, caught", [
     ("| statistics | every number is a mean with a 95% Student-t confidence interval over seeds | every chapter |",
      ["Student-t", "interval over seeds"]),
-    ("- The experiment chapters each run one study of the paper at 3 seeds.", ["3 seeds"]),
-    ("add `-p seeds \"[0]\"` for a quicker first look, then go back to three seeds before drawing a conclusion.",
-     ["three seeds"]),
+    ("- The experiment chapters each run one study of the paper at 4 seeds.", ["4 seeds"]),
+    ("add `-p seeds \"[0]\"` for a quicker first look, then go back to four seeds before drawing a conclusion.",
+     ["four seeds"]),
     ("Five seeds are enough here.", []),  # chapter 06 declares 5
     ("With one seed there is no interval.", []),  # one seed is the no-interval case, not a declaration
     ("The intervals over seeds and test items are wide.", []),  # seeds *and* items: the book's intervals
-    ("Run `-p seeds \"[0, 1, 2]\"` (3 seeds is `[0, 1, 2]`)", ["3 seeds"]),  # code is skipped, prose is not
+    ("Run `-p seeds \"[0, 1, 2, 3]\"` (4 seeds is `[0, 1, 2, 3]`)", ["4 seeds"]),  # code is skipped, prose is not
 ])
 def test_stale_claims_catches_the_old_sentences(sentence, caught):
     found = narrative.stale_claims(sentence)
@@ -46,10 +46,10 @@ def test_stale_claims_catches_the_old_sentences(sentence, caught):
 
 def test_a_stale_sentence_seeded_into_a_page_is_caught():
     intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
-    seeded = intro.replace("## How to read this book", "Chapters run at 3 seeds.\n\n## How to read this book")
+    seeded = intro.replace("## How to read this book", "Chapters run at 4 seeds.\n\n## How to read this book")
     assert seeded != intro
     assert narrative.stale_claims(seeded) == [
-        "'3 seeds': no experiment chapter declares 3 seeds (ckt.book.chapters: [2, 5, 10]); paste "
+        "'4 seeds': no experiment chapter declares 4 seeds (ckt.book.chapters: [3, 5, 10]); paste "
         "{{ seeds_per_chapter }}"]
 
 
@@ -62,7 +62,7 @@ def test_chapter_numbers_as_ranges():
 
 def test_seeds_per_chapter_from_the_declarations(monkeypatch):
     assert narrative.seeds_per_chapter() == (
-        "10 seeds in chapters 02–05, 5 in chapter 06 (2 for its LLM fine-tunes) and 2 in chapter 07")
+        "10 seeds in chapters 02–05, 5 in chapter 06 (3 for its LLM fine-tunes) and 3 in chapter 07")
 
     def declared(name, part, seeds, **knobs):
         return Chapter(name, name, part, {"seeds": Knob(list(range(seeds)), "seeds"), **knobs})
