@@ -163,11 +163,17 @@ chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Exp
 # The LoRA patch's learning-rate grid, one declaration for both LLM chapters: chapter 07 chooses its patch on it,
 # and chapter 06 starts from the same choice (the same cached fine-tunes).
 PATCH_LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+PATCH_RATIOS = [0.0, 1.0]  # LoRA on safety data alone (the paper's patch), and on a 1:1 safety:general mix
 
 
 def patch_grid() -> Knob:
     return grid(PATCH_LRS, "LoRA learning rates of the safety patch; the one shipped is chosen on validation prompts "
                 "by the budget rule (ckt.verdicts.budget)", 1e-7, 1.0)
+
+
+def patch_ratios() -> Knob:
+    return grid(PATCH_RATIOS, "general examples per safety example in the LoRA patch's data (0 = safety data alone, "
+                "the paper's patch); chapter 06 starts from the LoRA setting the budget rule ships", 0.0, 1000.0)
 
 
 chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiments", seeds=5,
@@ -176,7 +182,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                "embeddings": ["minilm"], "user_pairs": 18, "val_prompts": 8, "eval_harmful": 8,
                "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8, "eval_sentiment": 8,
                "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8, "lora_lrs": [4e-4],
-               "llm_push_grid": [1.0]},
+               "lora_ratios": [0.0], "llm_push_grid": [1.0]},
         exercises="what the push term buys; a pair embedding blind to labels; a gentler user fine-tune",
         selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
@@ -187,6 +193,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         llm_seeds=Knob([0, 1, 2], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
                        each=(0, 2**31 - 1)),
         lora_lrs=patch_grid(),
+        lora_ratios=patch_ratios(),
         llm_push_grid=grid([0.25, 1.0, 4.0], "SOT push weights γ tried in the LLM study; one is chosen per seed on "
                            "the validation mix, with K", 0.0, 100.0),
         selection_seeds=Knob(10, "seeds of the LLM selection study (no fine-tune: seconds each)", range=(1, 1000)),
@@ -200,9 +207,11 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
 chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=3,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
                "eval_sentiment": 8, "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8,
-               "lora_lrs": [4e-4], "full_lrs": [1e-5], "ratios": [0.0, 4.0], "seeds": [0, 1]},
+               "lora_lrs": [4e-4], "lora_ratios": [0.0, 1.0], "full_lrs": [1e-5], "ratios": [0.0, 4.0],
+               "seeds": [0, 1]},
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
         lora_lrs=patch_grid(),
+        lora_ratios=patch_ratios(),
         full_lrs=grid([3e-6, 1e-5, 3e-5], "full fine-tuning learning rates; one per ratio is chosen on validation",
                       1e-8, 1.0),
         ratios=grid([0.0, 4.0], "general examples per safety example in full fine-tuning's mix (0 = safety data "

@@ -29,9 +29,10 @@ N_BOOT = 1000
 
 
 def arms(res) -> list[str]:
-    """Arm names in display order: base, LoRA, then full fine-tuning by ratio."""
-    full = sorted((a for a in res.chosen if a != LORA), key=lambda a: res.chosen[a].ratio)
-    return [BASE, *([LORA] if LORA in res.chosen else []), *full]
+    """Arm names in display order: base, LoRA on safety data alone, LoRA on mixes by ratio, then full fine-tuning
+    by ratio."""
+    order = sorted(res.chosen, key=lambda a: (res.chosen[a].method != "lora", res.chosen[a].ratio))
+    return [BASE, *order]
 
 
 def seed_matrix(heldout, arm: str, metric: str, seeds: Sequence[int], fixed=None) -> np.ndarray:
@@ -56,8 +57,9 @@ def heldout_table(res, seeds: Sequence[int], metrics: Sequence[str] = METRICS) -
     """Per arm and metric: mean, 95% interval (``_lo``, ``_hi``) on the held-out prompts."""
     rows = []
     for arm in arms(res):
-        row = {"arm": arm, "lr": 0.0 if arm == BASE else res.chosen[arm].lr,
-               "ratio": np.nan if arm in (BASE, LORA) else res.chosen[arm].ratio}
+        row = {"arm": arm, "method": BASE if arm == BASE else res.chosen[arm].method,
+               "lr": 0.0 if arm == BASE else res.chosen[arm].lr,
+               "ratio": np.nan if arm == BASE else res.chosen[arm].ratio}
         row |= interval_columns(lambda m, arm=arm: matrix(res, arm, m, seeds), [*metrics, *STYLES])
         runs = [res.base_test] if arm == BASE else [res.heldout[(arm, s)] for s in seeds]
         row["perplexity"] = float(np.mean([r.perplexity for r in runs]))  # secondary: per model, mean over seeds
@@ -98,7 +100,7 @@ def _front_columns(items) -> dict[str, float]:
 
 def best_ratio(res) -> str | None:
     """The full fine-tuning arm a deployer would ship, chosen on validation by the same rule as each setting."""
-    full = {arm: res.validation[s].items for arm, s in res.chosen.items() if arm != LORA}
+    full = {arm: res.validation[s].items for arm, s in res.chosen.items() if s.method == "full"}
     return (pick_by_budget(Validated(full, "validation"), Validated(res.base_val.items, "validation"))[0]
             if full else None)
 

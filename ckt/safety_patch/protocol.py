@@ -63,12 +63,16 @@ class Setting:
 
     @property
     def label(self) -> str:
-        return f"LoRA, lr {self.lr:g}" if self.method == "lora" else f"full FT 1:{self.ratio:g}, lr {self.lr:g}"
+        if self.method == "lora" and self.ratio == 0:
+            return f"LoRA, lr {self.lr:g}"
+        return f"{'LoRA' if self.method == 'lora' else 'full FT'} 1:{self.ratio:g}, lr {self.lr:g}"
 
     @property
     def arm(self) -> str:
         """The setting without its learning rate: one arm of the held-out comparison."""
-        return "LoRA (safety only)" if self.method == "lora" else f"full FT 1:{self.ratio:g}"
+        if self.method == "lora":
+            return "LoRA (safety only)" if self.ratio == 0 else f"LoRA 1:{self.ratio:g}"
+        return f"full FT 1:{self.ratio:g}"
 
 
 @dataclass
@@ -102,8 +106,11 @@ def protocol_key(llm, sets: ProtocolSets, setting: Setting, cfg, seed: int) -> s
                         precision=cfg.llm_precision, room=ROOM)
 
 
-def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float]) -> list[Setting]:
-    return ([Setting("lora", float(lr)) for lr in lora_lrs]
+def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float],
+               lora_ratios: Sequence[float] = (0.0,)) -> list[Setting]:
+    """LoRA at every learning rate and safety:general ratio of ``lora_ratios`` (0: safety data alone, the paper's
+    patch), then full fine-tuning at every (ratio, learning rate)."""
+    return ([Setting("lora", float(lr), float(r)) for r in lora_ratios for lr in lora_lrs]
             + [Setting("full", float(lr), float(r)) for r in ratios for lr in full_lrs])
 
 
@@ -197,8 +204,8 @@ def measure_heldout(llm, tokenizer, sets: ProtocolSets, cfg, chosen: dict[str, S
             if "stats" in extra:
                 stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
             ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
-            if s.method == "lora" and seed == first:  # a cached measurement whose adapter is gone: train it again
-                patch_dir = str(adapter_of(llm, tokenizer, sets, s, cfg, seed))
+            if s.method == "lora" and seed == first and patch_dir is None:  # the first LoRA arm's (safety only)
+                patch_dir = str(adapter_of(llm, tokenizer, sets, s, cfg, seed))  # retrained if gone from the cache
             log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
                 + (" (cached)" if hit else ""))
     return heldout, ortho, stats, patch_dir
@@ -242,15 +249,17 @@ def _restore(llm, s: Setting, path: Path, cfg):
 
 
 def patched_start(llm, tokenizer, sets: ProtocolSets, cfg, lora_lrs: Sequence[float], choose: Choose,
-                  log: Callable[[str], None] = print):
-    """Chapter 07's shipped patch, merged into a copy of ``llm``: the LoRA learning rate ``choose`` picks from
-    ``lora_lrs`` on the validation prompts with seed :data:`PATCH_SEED`, exactly as :func:`run_protocol` picks
-    it (the same cached fine-tunes and measurements, so after chapter 07 nothing is trained here). Returns
-    (the start model in eval mode, the chosen setting, every LoRA candidate's validation measurement)."""
+                  lora_ratios: Sequence[float] = (0.0,), log: Callable[[str], None] = print):
+    """The LoRA patch a deployer would ship, merged into a copy of ``llm``: among chapter 07's LoRA settings
+    (``lora_lrs`` × ``lora_ratios``) the one ``choose`` picks on the validation prompts with seed
+    :data:`PATCH_SEED`, from the same cached fine-tunes and measurements as :func:`run_protocol` (after chapter 07
+    nothing is trained here). Returns (the start model in eval mode, the chosen setting, every LoRA candidate's
+    validation measurement)."""
     cfg = resolved(cfg, llm)
-    validation, _, _ = validate(llm, tokenizer, sets, cfg, [Setting("lora", float(lr)) for lr in lora_lrs],
-                                PATCH_SEED, log=log)
+    lora = candidates(lora_lrs, [], [], lora_ratios)
+    validation, _, _ = validate(llm, tokenizer, sets, cfg, lora, PATCH_SEED, log=log)
     base_val = base_measurement(llm, tokenizer, sets.validation, cfg.gen_tokens, cfg.llm_precision)
-    (setting,) = choose_arms(validation, base_val, choose).values()
+    setting = choose(Validated({s: validation[s].items for s in lora}, "validation"),
+                     Validated(base_val.items, "validation"))
     folder = adapter_of(llm, tokenizer, sets, setting, cfg, PATCH_SEED)
     return merge(attach(copy.deepcopy(llm), folder)).eval(), setting, validation
