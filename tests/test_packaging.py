@@ -152,3 +152,73 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make book" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def wheel_metadata(tmp_path) -> dict:
+    """The METADATA a wheel of this checkout carries (setuptools' PEP 517 hook, run in a copy)."""
+    import email
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "ckt", src / "ckt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    (tmp_path / "meta").mkdir()
+    code = ("import sys, setuptools.build_meta as b; "
+            "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "meta")], cwd=src, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    msg = email.message_from_string((tmp_path / "meta" / out / "METADATA").read_text())
+    return {"Name": msg["Name"], "Version": msg["Version"], "License-Expression": msg["License-Expression"],
+            "License-File": msg.get_all("License-File"), "License": msg["License"],
+            "licenses": sorted(p.name for p in (tmp_path / "meta" / out).rglob("LICENSE"))}
+
+
+def test_the_wheel_is_ckt_companion_under_the_mit_expression(tmp_path):
+    """PEP 639: an SPDX expression and the license file in the wheel (no deprecated License classifier or
+    table); the distribution name is free on PyPI where `ckt` is not, and the version is ckt.__version__."""
+    import ckt
+
+    meta = wheel_metadata(tmp_path)
+    assert meta == {"Name": "ckt-companion", "Version": ckt.__version__, "License-Expression": "MIT",
+                    "License-File": ["LICENSE"], "License": None, "licenses": ["LICENSE"]}
+    assert ckt.DISTRIBUTION == meta["Name"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_build_backend_reads_pep_639_and_the_lock_pins_one_that_does():
+    """`license = "MIT"` needs setuptools >= 77.0.3; the lock's setuptools (which make install uses, with
+    --no-build-isolation) and the build requirement both say so."""
+    from packaging.version import Version
+
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert build == ["setuptools>=77.0.3"]
+    assert Version(LOCK["setuptools"][0]) >= Version("77.0.3")
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
+
+
+def test_citation_cites_this_companion_and_the_three_papers():
+    import yaml
+
+    import ckt
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors"):  # required by CFF 1.2.0
+        assert cff[key]
+    assert (cff["cff-version"], cff["version"], cff["license"]) == ("1.2.0", ckt.__version__, "MIT")
+    assert cff["authors"] == [{"name": "ckt contributors"}]
+    arxiv = []
+    for ref in cff["references"]:
+        assert ref["type"] == "article" and ref["title"] and ref["authors"]  # required for a reference
+        (ident,) = [i["value"] for i in ref["identifiers"] if i["type"] == "other"]
+        arxiv.append(ident)
+        assert ref["url"] == f"https://arxiv.org/abs/{ident.removeprefix('arXiv:')}"
+    assert arxiv == ["arXiv:2510.27077", "arXiv:2601.07200", "arXiv:2510.09004"]
+
+
+def test_the_changelog_has_an_entry_for_this_version():
+    import ckt
+
+    assert f"## [{ckt.__version__}]" in (ROOT / "CHANGELOG.md").read_text()

@@ -249,3 +249,13 @@ def test_mutation_report_passes_only_when_every_survivor_is_explained():
     assert not R.report(few, set(few))[1]  # all explained, but the score is under 90%
     every_listed = R.listed()
     assert every_listed and all(n.startswith("ckt.") for n in every_listed)
+
+
+def test_the_front_page_names_the_version_and_commit_it_was_built_from():
+    from ckt.version import version_line
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    assert "```{include} executed/version.md\n```" in intro
+    note = book_build.version_note()
+    assert f"*Built with {version_line()}." in note and note.count("\n") == 1
+    assert "ckt-companion" in note

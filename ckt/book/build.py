@@ -163,6 +163,14 @@ def instructors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def version_note() -> str:
+    """The front page's line naming what built the book: :func:`ckt.version.version_line` (never typed)."""
+    from ..version import version_line
+
+    return (f"*Built with {version_line()}. `ckt --version` prints the same line for the code you run; "
+            "the changes between versions are in `CHANGELOG.md`.*\n")
+
+
 def build_html(root: Path) -> Path:
     """``jupyter-book build`` of the book whose _config.yml and _toc.yml are in ``root``."""
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
@@ -228,6 +236,7 @@ def main(argv=None) -> int:
         (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
         (root / "book" / "executed" / "exercises_table.md").write_text(exercises_table(), encoding="utf-8")
         (root / "book" / "executed" / "defaults.md").write_text(defaults_box(), encoding="utf-8")
+        (root / "book" / "executed" / "version.md").write_text(version_note(), encoding="utf-8")
         (root / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")  # the declared chapters, in order
         html = build_html(root)
         timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))

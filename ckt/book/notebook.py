@@ -12,7 +12,6 @@ Each chapter declares its own knobs in :mod:`ckt.book.chapters` (default, valid 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import warnings
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, suggest
 from ..errors import ConfigError, SolutionContradicted
 from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
 from .chapters import CHAPTERS, Knob
@@ -71,9 +70,9 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
         elif key in fields:
             overrides[key] = value
         else:
-            close = difflib.get_close_matches(key, [*spec.knobs, *fields], n=1)
+            close = suggest(key, [*spec.knobs, *fields])
             takes = f"this notebook takes {', '.join(spec.knobs)} and any Config field"
-            hint = f"did you mean '{close[0]}'?" if close else takes
+            hint = f"did you mean '{close}'?" if close else takes
             raise ConfigError(f"unknown parameter '{key}' for notebook {name}: {hint}")
     for key, knob in spec.knobs.items():
         knobs.setdefault(key, knob.default)
