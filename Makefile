@@ -39,6 +39,7 @@ lock: install
 	$(VENV)/bin/uv pip compile pyproject.toml --extra book --extra test --extra dev --generate-hashes \
 		--python-version $(LOCK_PYTHON) --python-platform x86_64-manylinux_2_28 $(TORCH_LOCK_ARGS) $(LOCK_ARGS) \
 		--custom-compile-command "make lock" -o requirements.lock
+	$(PY) -m ckt.book.colab  # requirements-runtime.txt: the notebooks' run-time subset of the lock
 
 install: $(STAMP)
 

