@@ -7,6 +7,7 @@ import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -223,3 +224,58 @@ def test_the_changelog_has_an_entry_for_this_version():
     import ckt
 
     assert f"## [{ckt.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def make_dry_run(*args: str) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "-B", "install", "VENV=/nonexistent/venv", *args], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+def test_make_install_takes_torch_alone_from_the_cpu_index_by_default_then_the_lock():
+    """The README's commands work as written where no local torch wheel exists: the CPU index is the default,
+    asked about torch alone (each extra index is asked about every package, and one that cannot be reached
+    costs retries per package)."""
+    lines = make_dry_run()
+    torch = [line for line in lines if "torch.lock" in line and "pip install" in line]
+    assert torch == ["/nonexistent/venv/bin/python -m pip install -q --no-deps --require-hashes -r "
+                     "/nonexistent/venv/torch.lock --extra-index-url https://download.pytorch.org/whl/cpu"]
+    assert "/nonexistent/venv/bin/python -m pip install -q --require-hashes -r requirements.lock" in lines
+    assert lines.index(torch[0]) < lines.index("/nonexistent/venv/bin/python -m pip install -q --require-hashes "
+                                               "-r requirements.lock")
+    assert make_dry_run("TORCH_PIP_ARGS=--find-links /w")[3].endswith("torch.lock --find-links /w")
+
+
+def test_the_torch_step_reads_exactly_the_torch_pin_from_the_lock(tmp_path):
+    """The recipe's sed prints from `torch==` to the first line that does not end in a backslash."""
+    import subprocess
+
+    from ckt.book.colab import read_pins
+
+    (sed,) = [line for line in make_dry_run() if line.startswith("sed ")]
+    script = sed.split("'")[1]
+    got = subprocess.run(["sed", "-n", script, str(ROOT / "requirements.lock")], capture_output=True, text=True,
+                         check=True).stdout
+    assert got == read_pins(LOCK_TEXT)["torch"].text + "\n"
+    head = "torch==2.13.0+cpu \\\n    --hash=sha256:"
+    assert got == head + LOCK_TEXT.split(head)[1][:64] + "\n"  # one hash: the cp311 wheel's
+
+
+@pytest.mark.parametrize("version, ok", [((3, 11, 5), True), ((3, 11, 9), True), ((3, 11, 4), False),
+                                         ((3, 12, 1), False), ((3, 13, 0), False), ((3, 10, 14), False)])
+def test_make_install_refuses_a_python_the_lock_was_not_resolved_for(version, ok):
+    import subprocess
+    import sys
+
+    (check,) = [line for line in make_dry_run() if "sys.version_info" in line]
+    code = check.split("-c ", 1)[1].strip("'")
+    fake = ("import sys, collections; V = collections.namedtuple('V', 'major minor micro releaselevel serial'); "
+            f"sys.version_info = V(*{version}, 'final', 0)\n")
+    proc = subprocess.run([sys.executable, "-c", fake + code], capture_output=True, text=True)
+    assert (proc.returncode == 0) == ok
+    if not ok:
+        assert proc.stderr.strip() == (f"error: make install needs Python 3.11 (3.11.5 or newer), found "
+                                       f"{'.'.join(map(str, version))}: requirements.lock pins the CPython 3.11 wheel "
+                                       "of torch; run PYTHON=python3.11 make ...")

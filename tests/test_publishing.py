@@ -259,3 +259,15 @@ def test_the_front_page_names_the_version_and_commit_it_was_built_from():
     note = book_build.version_note()
     assert f"*Built with {version_line()}." in note and note.count("\n") == 1
     assert "ckt-companion" in note
+
+
+def test_ci_runs_make_test_on_every_python_make_install_accepts():
+    """The matrix lists the Pythons of the Makefile's check, and no workflow passes TORCH_PIP_ARGS by hand (the
+    Makefile's default finds the CPU torch)."""
+    job = load("tests.yml")["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python"] == ["3.11"]
+    setup = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+    assert setup[0]["with"]["python-version"] == "${{ matrix.python }}"
+    assert "v[:2] == (3, 11)" in (ROOT / "Makefile").read_text()
+    for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):
+        assert "TORCH_PIP_ARGS" not in workflow.read_text(), workflow.name
