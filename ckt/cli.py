@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = command(sub, "data", help="build the offline benchmark").add_subparsers(dest="action", required=True)
     prep = command(data, "prepare", help="download the pinned artifacts and build the splits (once)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the splits exist")
+    prep.add_argument("--teacher", action="store_true",
+                      help="also train the default teacher and cache the frozen features (Binder's postBuild: "
+                           "about 8 minutes once, so a launched chapter does not train it)")
     tr = command(sub, "train", help="train students (one per seed) and print mean ± 95%% CI")
     tr.add_argument("--config", default=None,
                     help="YAML config (default: the built-in defaults, the values of configs/default.yaml)")
@@ -119,6 +122,13 @@ def cmd_data(args) -> int:
     print(f"benchmark ready in {path}")
     for split, n in meta.get("sizes", {}).items():
         print(f"  {split:>6}: {n}")
+    if args.teacher:
+        from .config import Config
+        from .experiments.run import prepare_run
+
+        prep = prepare_run(Config(), progress=progress(args))
+        print(f"teacher ready: test accuracy {prep.teacher['teacher_accuracy']:.1f}% "
+              f"({prep.teacher['teacher_n_train']} pool examples); frozen features cached")
     return 0
 
 

