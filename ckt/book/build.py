@@ -163,6 +163,31 @@ def instructors_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def student_links(url: str | None = None, branch: str | None = None) -> str:
+    """The exercises page's table of student notebooks (``notebooks/student/``, no solutions): open each in Colab
+    or Binder, or view it on GitHub. ``url`` and ``branch`` default to ``repository`` in ``_config.yml``."""
+    import yaml
+
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]
+    url, branch = (url or repository["url"]).rstrip("/"), branch or repository.get("branch", "main")
+    owner_repo = url.removeprefix("https://github.com/")
+    rows = ["| chapter | open the student notebook |", "|---|---|"]
+    for name in CHAPTERS:
+        path = f"notebooks/student/{name}.ipynb"
+        rows.append(f"| {{doc}}`executed/{name}` | [Colab](https://colab.research.google.com/github/{owner_repo}/blob/"
+                    f"{branch}/{path}) · [Binder](https://mybinder.org/v2/gh/{owner_repo}/{branch}?urlpath=lab/tree/"
+                    f"{path}) · [GitHub]({url}/blob/{branch}/{path}) |")
+    return "\n".join(rows) + "\n"
+
+
+def version_note() -> str:
+    """The front page's line naming what built the book: :func:`ckt.version.version_line` (never typed)."""
+    from ..version import version_line
+
+    return (f"*Built with {version_line()}. `ckt --version` prints the same line for the code you run; "
+            "the changes between versions are in `CHANGELOG.md`.*\n")
+
+
 def build_html(root: Path) -> Path:
     """``jupyter-book build`` of the book whose _config.yml and _toc.yml are in ``root``."""
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
@@ -228,6 +253,8 @@ def main(argv=None) -> int:
         (root / "book" / "executed" / "instructors.md").write_text(instructors_page(), encoding="utf-8")
         (root / "book" / "executed" / "exercises_table.md").write_text(exercises_table(), encoding="utf-8")
         (root / "book" / "executed" / "defaults.md").write_text(defaults_box(), encoding="utf-8")
+        (root / "book" / "executed" / "version.md").write_text(version_note(), encoding="utf-8")
+        (root / "book" / "executed" / "student_notebooks.md").write_text(student_links(), encoding="utf-8")
         (root / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")  # the declared chapters, in order
         html = build_html(root)
         timings.append(("jupyter-book build", time.perf_counter() - t, str(html)))

@@ -6,7 +6,7 @@
 Per chapter page it counts the figures (``<img>``) and looks for what a reader must never see:
 an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. A page
 made from a notebook must also carry its download button and Binder and Colab launch buttons
-that open the committed notebook (``notebooks/<name>.ipynb``). Every internal link and anchor of
+that open the committed student notebook (``notebooks/student/<name>.ipynb``). Every internal link and anchor of
 every page is followed, offline. With ``--screenshots`` it renders each page in headless Chromium
 (``apt-get install chromium``) to a PNG of the *whole* page, so the pages can be looked at: the shot is
 the browser's own full-page capture (DevTools ``Page.captureScreenshot`` with ``captureBeyondViewport``,
@@ -55,7 +55,7 @@ class PageReport:
 
 def notebook_buttons(html: str, page: str) -> list[str]:
     """What a notebook page lacks: a download button, Binder and Colab buttons that open
-    ``notebooks/<name>.ipynb`` (the committed notebook, not the executed copy)."""
+    ``notebooks/student/<name>.ipynb`` (the committed student notebook, not the executed copy)."""
     name = Path(page).stem
     missing = []
     source = re.escape(Path(page).with_suffix(".ipynb").as_posix())
@@ -65,8 +65,8 @@ def notebook_buttons(html: str, page: str) -> list[str]:
         urls = re.findall(rf'href="(https://{re.escape(host)}/[^"]*)"', html)
         if not urls:
             missing.append(f"no {provider} launch button")
-        elif not all(u.endswith(f"notebooks/{name}.ipynb") for u in urls):
-            missing.append(f"{provider} button does not open notebooks/{name}.ipynb")
+        elif not all(u.endswith(f"/notebooks/student/{name}.ipynb") for u in urls):
+            missing.append(f"{provider} button does not open notebooks/student/{name}.ipynb")
     return missing
 
 

