@@ -4,13 +4,13 @@ A user takes an aligned model and fine-tunes it on their own instruction data, s
 harmful; the question is whether the model's safety survives, and whether selecting the data first
 (SOT, chapter 06) saves it. Here:
 
-1. **The aligned start** (:func:`patched_start`): chapter 07's default patch — LoRA on safety data alone
-   at ``patch_lr``, seed 0, exactly as :func:`~ckt.safety_patch.protocol.finetune` trains it — merged into
-   SmolLM2's weights, so the start is a plain model again and the user's adapter is a fresh one.
+1. **The aligned start** (:func:`ckt.safety_patch.protocol.patched_start`): the LoRA patch chapter 07's budget
+   rule ships (seed 0, from the same cached fine-tunes), merged into SmolLM2's weights, so the start is a plain
+   model again and the user's adapter is a fresh one.
 2. **The user's fine-tune** (:func:`user_finetune`): a new LoRA adapter (``patch_rank``, ``patch_targets``)
    on the user's (prompt, response) pairs, loss on the response tokens only, ``user_epochs`` epochs at
    ``user_lr``; optional per-pair weights enter the loss (SOT's importance reweighting, see
-   :func:`~ckt.safety_patch.patch.reply_loss`). The learning rate and epochs are the *user's* settings,
+   :func:`~ckt.llm.sft.reply_loss`). The learning rate and epochs are the *user's* settings,
    part of the scenario, not something a selector may tune.
 3. Every model is measured on chapter 07's held-out prompts with :func:`~ckt.llm.measure.measure`
    (same judge, generation length and arithmetic).
