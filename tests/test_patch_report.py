@@ -57,6 +57,9 @@ def test_tables_list_every_arm_with_its_means(result):
     assert table.loc["full FT 1:0", "over_refusal_mean"] == pytest.approx(80.0)
     assert table.loc["base", "perplexity"] == 20.0
     assert table.loc["LoRA (safety only)", "refusal_trained_style_mean"] == pytest.approx(30.0)
+    # a share that no prompt moves (every seed the same) still gets an interval: the exact bound of a 0/100 score
+    base_style = table.loc["base", ["refusal_trained_style_lo", "refusal_trained_style_hi"]]
+    assert base_style.notna().all() and base_style.iloc[0] <= 5.0 <= base_style.iloc[1]
     val = R.validation_table(result).set_index("setting")
     full0 = val.loc["full FT 1:0, lr 1e-05"]
     assert full0["over_refusal"] == pytest.approx(80.0) and full0["over_rise_upper"] >= 80.0

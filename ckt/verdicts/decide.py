@@ -54,7 +54,10 @@ UNITS = {"helpfulness_loglik": "nats/token", "overlap": "cos²", "projection_rat
 # (stats.exact_difference). Rates in percent: 0 to 100; a metric not listed (a log-likelihood, a ratio) has none.
 PERCENT = (0.0, 100.0)
 SCORE_RANGES = {**{m: PERCENT for m in MARGINS if m not in UNITS}, "acc_shift": PERCENT, "overlap": (0.0, 1.0),
-                "keep_fraction": (0.0, 1.0)}
+                "keep_fraction": (0.0, 1.0),
+                # the LLM chapters' other 0/100 calls per reply: the second judge's, and the trained refusal style
+                **{f"{m}_{kind}": PERCENT for m in ("refusal", "jailbreak_refusal", "over_refusal")
+                   for kind in ("classifier", "trained_style")}}
 
 
 def unit(metric: str) -> str:
