@@ -103,7 +103,8 @@ def test_the_commands_install_exactly_the_planned_pins_without_dependencies(tmp_
 
 
 def test_set_up_on_a_simulated_colab_runs_the_plan_and_exports_the_device(monkeypatch, benchmark, capsys):
-    monkeypatch.delenv(C.DEVICE_ENV, raising=False)
+    monkeypatch.setenv(C.DEVICE_ENV, "")  # recorded, so the variable set_up exports is removed after the test
+    monkeypatch.delenv(C.DEVICE_ENV)
     ran = []
     installed = C.Runtime.detect().installed
     installed.pop("seaborn")
