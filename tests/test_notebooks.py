@@ -225,7 +225,8 @@ def test_every_notebook_page_has_launch_and_download_buttons(smoke_book):
         # Binder and Colab open the committed student notebook, which exists in the repository
         student = f"notebooks/student/{name}.ipynb"
         assert f"blob/main/{student}" in text and f"lab/tree/{student}" in text
-        assert (ROOT / "notebooks" / "student" / f"{name}.ipynb").is_file()
+        if NOTEBOOKS[name].path.parent == ROOT / "notebooks":  # a course's own chapter ($CKT_CHAPTERS, as the
+            assert (ROOT / "notebooks" / "student" / f"{name}.ipynb").is_file()  # tiny one here) is not committed
         assert (html / "_sources" / page).with_suffix(".ipynb").is_file()  # what the download button serves
 
 
