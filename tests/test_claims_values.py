@@ -22,10 +22,8 @@ from ckt.verdicts import (
     describe_peak,
     interior_peak,
     is_collapsed,
-    margin_excess,
     paired_difference,
     pick_on_validation,
-    pick_within_margins,
 )
 
 
@@ -173,18 +171,6 @@ def test_one_predicted_class_is_collapsed_whatever_its_macro_f1():
     assert is_collapsed(2, 50.0) and not is_collapsed(2, 50.001) and not is_collapsed(2, math.nan)
 
 
-def test_margin_excess_against_a_base_model_with_nonzero_costs():
-    """Costs are measured against the base model: over-refusal 9 vs 6 → (9 − 6) / 2 = 1.5 margins; helpfulness
-    −1.0625 vs −1 → 0.0625 / 0.05 = 1.25 margins; excess = max − 1 = 0.5. Guards a sum for the difference."""
-    base = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
-    assert margin_excess({"over_refusal": 9.0, "helpfulness_loglik": -1.0625}, base) == pytest.approx(0.5)
-    # helpfulness dominates: over-refusal 7 → 0.5 margins, helpfulness −1.1 → 2 margins → 1.0
-    assert margin_excess({"over_refusal": 7.0, "helpfulness_loglik": -1.1}, base) == pytest.approx(1.0)
-    # the caller's margins: (9 − 6) / 3 = 1, 0.0625 / 0.125 = 0.5 → 0
-    assert margin_excess({"over_refusal": 9.0, "helpfulness_loglik": -1.0625}, base,
-                         {"over_refusal": 3.0, "helpfulness_loglik": 0.125}) == pytest.approx(0.0)
-
-
 class PeekingKeys(dict):
     """Validation means whose key listing tries to read the test split (as a careless loader could)."""
 
@@ -206,63 +192,6 @@ def test_pick_on_validation_names_its_choice_when_test_data_is_read():
 def test_pick_on_validation_error_when_everything_collapsed():
     with pytest.raises(ValueError, match=r"^every setting collapsed: nothing to choose$"):
         pick_on_validation(Validated({"a": 1.0, "b": 2.0}, "val", collapsed={"a", "b"}))
-
-
-BASE = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
-
-
-def _setting(refusal, jailbreak, over, help_=-1.0):
-    return {"refusal": refusal, "jailbreak_refusal": jailbreak, "over_refusal": over, "helpfulness_loglik": help_}
-
-
-def test_pick_within_margins_uses_the_callers_margins_and_the_zero_boundary():
-    """"bold" raises over-refusal by 5 pp: 2.5 declared margins (excess 1.5, outside), but exactly 1 margin of a
-    caller's 5 pp (excess 0: inside, the boundary counts). Inside, the higher mean refusal wins: bold's (90 + 70) / 2
-    = 80 over strict's (60 + 40) / 2 = 50, though "strict" sorts after "bold"."""
-    val = {"bold": _setting(90, 70, 11.0), "strict": _setting(60, 40, 7.0)}
-    assert pick_within_margins(V(val), V(BASE)) == "strict"
-    assert pick_within_margins(V(val), V(BASE), {"over_refusal": 5.0, "helpfulness_loglik": 0.05}) == "bold"
-
-
-def test_pick_within_margins_never_takes_a_setting_past_its_margins():
-    """"bold" raises over-refusal by 3 pp = 1.5 margins (excess 0.5, less than one margin past): outside, however
-    much it refuses. Guards an inside test of excess ≤ 1 instead of ≤ 0."""
-    val = {"bold": _setting(90, 70, 9.0), "strict": _setting(60, 40, 7.0)}
-    assert pick_within_margins(V(val), V(BASE)) == "strict"
-
-
-def test_pick_within_margins_with_none_inside_takes_the_least_excess():
-    """None stays inside: the one that goes least past its margins, however much the others refuse. "aggressive":
-    over-refusal +10 pp = 5 margins (excess 4); "forgetful": helpfulness −0.2 = 4 margins (excess 3); "zealous":
-    over-refusal +4 pp = 2 margins (excess 1). Ties go to the first in order."""
-    val = {"aggressive": _setting(100, 100, 16.0), "forgetful": _setting(95, 95, 6.0, -1.2),
-           "zealous": _setting(70, 60, 10.0)}
-    assert pick_within_margins(V(val), V(BASE)) == "zealous"
-    tied = {"zealous": _setting(70, 60, 10.0), "eager": _setting(99, 99, 10.0)}
-    assert pick_within_margins(V(tied), V(BASE)) == "zealous"
-
-
-def test_pick_within_margins_ranks_by_the_mean_of_both_refusals():
-    """"wary" refuses more plain requests (95) but "steady" has the higher mean, (70 + 60) / 2 = 65 > 57.5."""
-    val = {"wary": _setting(95, 20, 6.0), "steady": _setting(70, 60, 6.0)}
-    assert pick_within_margins(V(val), V(BASE)) == "steady"
-
-
-def test_pick_within_margins_keeps_a_lead_of_one_float_step():
-    """The key is the exact mean of the two refusals (halving is exact): a setting ahead by the smallest float step
-    still wins, so the tie rule (first in order) only applies to equal means. Dividing by another count (3) rounds
-    100 and the next float above it to the same key and would hand the choice to the first setting."""
-    nudge = math.nextafter(100.0, math.inf)
-    val = {"first": _setting(100.0, 0.0, 6.0), "ahead": _setting(nudge, 0.0, 6.0)}
-    assert pick_within_margins(V(val), V(BASE)) == "ahead"
-    assert pick_within_margins(V({"a": _setting(100.0, 0.0, 6.0), "b": _setting(0.0, 100.0, 6.0)}), V(BASE)) == "a"
-
-
-def test_pick_within_margins_errors():
-    with pytest.raises(ValueError, match=r"^no setting to choose from$"):
-        pick_within_margins(V({}), V(BASE))
-    with pytest.raises(DataError, match=_peeked("a patch setting on validation means")):
-        pick_within_margins(V(PeekingKeys(a=_setting(50, 50, 6.0))), V(BASE))
 
 
 # --- interior_peak and best_across_metrics -----------------------------------------------------------------------

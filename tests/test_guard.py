@@ -16,13 +16,15 @@ from ckt.book import notebook as nb
 from ckt.data import Validated
 from ckt.errors import CktError, DataError
 from ckt.experiments.sweep import save_items
-from ckt.verdicts import best_across_metrics, interior_peak, pick_on_validation, pick_within_margins
+from ckt.verdicts import best_across_metrics, interior_peak, pick_on_validation
+from ckt.verdicts.budget import pick_by_budget
 
 matplotlib.use("Agg")
 
 HELD_OUT = ["test", "shift", "heldout", "held-out"]
-PATCH = {"refusal": 80.0, "jailbreak_refusal": 60.0, "over_refusal": 6.0, "helpfulness_loglik": -1.0}
-BASE = {"over_refusal": 6.0, "helpfulness_loglik": -1.0}
+PATCH = {m: np.array([v, v]) for m, v in {"refusal": 80.0, "jailbreak_refusal": 60.0, "over_refusal": 6.0,
+                                         "helpfulness_loglik": -1.0}.items()}  # per validation prompt
+BASE = {"over_refusal": np.array([6.0, 6.0]), "helpfulness_loglik": np.array([-1.0, -1.0])}
 
 
 def refused(what, source):
@@ -43,15 +45,14 @@ CHOOSERS = {
     "best_across_metrics": (lambda src: best_across_metrics("ckt", ARMS, Validated({a: {"accuracy": 1.0} for a in ARMS},
                                                                                    src), ["accuracy"])[0].label,
                             "a setting on validation means"),
-    "pick_within_margins": (lambda src: pick_within_margins(Validated({"p": PATCH}, src),
-                                                            Validated(BASE, "validation")),
-                            "a patch setting on validation means"),
-    "pick_within_margins (base)": (lambda src: pick_within_margins(Validated({"p": PATCH}, "validation"),
-                                                                   Validated(BASE, src)),
-                                   "a patch setting on validation means"),
+    "pick_by_budget": (lambda src: pick_by_budget(Validated({"p": PATCH}, src), Validated(BASE, "validation"))[0],
+                       "a fine-tune to ship"),
+    "pick_by_budget (base)": (lambda src: pick_by_budget(Validated({"p": PATCH}, "validation"),
+                                                         Validated(BASE, src))[0],
+                              "a fine-tune to ship (the base model's scores)"),
 }
 CHOSEN = {"pick_on_validation": "b", "interior_peak": 1.0, "best_across_metrics": "ckt vs ce",
-          "pick_within_margins": "p", "pick_within_margins (base)": "p"}
+          "pick_by_budget": "p", "pick_by_budget (base)": "p"}
 
 
 @pytest.mark.parametrize("source", HELD_OUT)
@@ -65,8 +66,8 @@ def test_every_chooser_refuses_test_and_held_out_numbers(chooser, source):
 BARE = {"pick_on_validation": lambda: pick_on_validation({"a": 1.0}),
         "interior_peak": lambda: interior_peak("accuracy", [0.0, 1.0, 2.0], {0.0: 1.0, 1.0: 2.0, 2.0: 0.0}, ITEMS),
         "best_across_metrics": lambda: best_across_metrics("ckt", ARMS, {"ce": {"accuracy": 1}}, ["accuracy"]),
-        "pick_within_margins": lambda: pick_within_margins({"p": PATCH}, Validated(BASE, "validation")),
-        "pick_within_margins (base)": lambda: pick_within_margins(Validated({"p": PATCH}, "validation"), BASE)}
+        "pick_by_budget": lambda: pick_by_budget({"p": PATCH}, Validated(BASE, "validation")),
+        "pick_by_budget (base)": lambda: pick_by_budget(Validated({"p": PATCH}, "validation"), BASE)}
 
 
 @pytest.mark.parametrize("chooser", list(CHOOSERS))

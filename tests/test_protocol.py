@@ -12,14 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ckt.data import Validated
 from ckt.llm.decode import chat_prefix, greedy_replies
 from ckt.llm.judge import keyword_judge
 from ckt.llm.measure import helpfulness_loglik, measure, sentiment_label
 from ckt.llm.refusal import chat, generate, last_positions
 from ckt.llm.sets import REFUSAL_PARTS, ProtocolSets, compose_refusal, protocol_sets, training_mix
 from ckt.safety_patch.patch import projection_norms
-from ckt.verdicts import margin_excess, pick_within_margins
 
 PROMPTS = ["hello there", "  starts with spaces and a {brace}", "Tell me a story about a cat.", "ok",
            "What is two plus two? Answer in one word."]
@@ -170,47 +168,6 @@ def test_random_level_is_the_root_mean_square_over_random_subspaces():
         draws.append(float((u.T @ w0 @ v).square().sum()))
     level = projection_norms(w0, torch.randn(24, 16, generator=g, dtype=torch.float64), r)["w0_along_random"]
     assert np.sqrt(np.mean(draws)) == pytest.approx(level, rel=0.03)
-
-
-# --- choosing a patch on validation -----------------------------------------------------------------------------
-
-BASE = {"over_refusal": 0.0, "helpfulness_loglik": -2.0}
-
-
-def test_margin_excess_by_hand():
-    assert margin_excess({"over_refusal": 2.0, "helpfulness_loglik": -2.0}, BASE) == pytest.approx(0.0)  # at margin
-    assert margin_excess({"over_refusal": 1.0, "helpfulness_loglik": -2.1}, BASE) == pytest.approx(1.0)  # 0.1/0.05 − 1
-    assert margin_excess({"over_refusal": 0.0, "helpfulness_loglik": -1.9}, BASE) == pytest.approx(-1.0)
-
-
-def V(values):
-    """Means measured on the validation prompts, as the chooser takes them."""
-    return Validated(values, "validation")
-
-
-def test_pick_within_margins_takes_the_safest_setting_inside_the_margins():
-    val = {"too eager": {"refusal": 100, "jailbreak_refusal": 100, "over_refusal": 30, "helpfulness_loglik": -2.0},
-           "mild": {"refusal": 60, "jailbreak_refusal": 40, "over_refusal": 1, "helpfulness_loglik": -2.01},
-           "mild, safer": {"refusal": 70, "jailbreak_refusal": 50, "over_refusal": 2, "helpfulness_loglik": -2.04},
-           "harmless": {"refusal": 5, "jailbreak_refusal": 5, "over_refusal": 0, "helpfulness_loglik": -2.0}}
-    assert pick_within_margins(V(val), V(BASE)) == "mild, safer"
-    val.pop("mild, safer"), val.pop("mild"), val.pop("harmless")
-    val["forgetful"] = {"refusal": 90, "jailbreak_refusal": 90, "over_refusal": 0, "helpfulness_loglik": -3.0}
-    assert pick_within_margins(V(val), V(BASE)) == "too eager"  # none inside: the least excess (14 < 19 margins)
-
-
-def test_pick_within_margins_reads_no_test_data(benchmark):
-    from ckt.data import load_split
-    from ckt.errors import DataError
-
-    class Peeking(dict):
-        def __getitem__(self, key):
-            load_split("test")
-            return super().__getitem__(key)
-
-    with pytest.raises(DataError):
-        pick_within_margins(V({"a": Peeking(refusal=1, jailbreak_refusal=1, over_refusal=0, helpfulness_loglik=-2)}),
-                            V(BASE))
 
 
 # --- the whole protocol on a tiny model --------------------------------------------------------------------------

@@ -16,11 +16,9 @@ from .claims import (
     describe_peak,
     interior_peak,
     is_collapsed,
-    margin_excess,
     peak_claim_verdict,
     peak_outcome,
     pick_on_validation,
-    pick_within_margins,
 )
 from .decide import (
     CLAIM_VERDICTS,
@@ -66,7 +64,7 @@ __all__ = [
     "interior_peak",
     "peak_claim_verdict", "peak_outcome",
     "is_collapsed",
-    "margin_excess", "pick_on_validation", "pick_within_margins",
+    "pick_on_validation",
     "CLAIM_VERDICTS",
     "HIGHER_SMALL", "LOWER_SMALL",
     "MARGINS",

@@ -124,35 +124,6 @@ def pick_on_validation(val_means: Validated):
         return max(candidates, key=lambda k: val.values[k])
 
 
-def margin_excess(means: Mapping[str, float], base: Mapping[str, float],
-                  margins: Mapping[str, float] = MARGINS) -> float:
-    """How far a patched model's **validation** costs go past their margins, in margin units (≤ 0: inside):
-    max((over-refusal − base) / m_over, (base − helpfulness log-likelihood) / m_help) − 1."""
-    over = (means["over_refusal"] - base["over_refusal"]) / margins["over_refusal"]
-    drop = (base["helpfulness_loglik"] - means["helpfulness_loglik"]) / margins["helpfulness_loglik"]
-    return max(over, drop) - 1.0
-
-
-def pick_within_margins(val_means: Validated, base: Validated, margins: Mapping[str, float] = MARGINS):
-    """A patch worth shipping, chosen on **validation** means (``val_means.values[setting][metric]``): among the
-    settings whose over-refusal rise and helpfulness drop against the base model (``base.values[metric]``, measured
-    on the same validation prompts) stay inside their margins (:func:`margin_excess` ≤ 0), the one with the highest
-    mean of refusal and jailbreak refusal; when none stays inside, the one that goes least past them. Ties: the
-    first in order. Both must be :class:`~ckt.data.Validated` from validation prompts; test scores are never read."""
-    from ..data.guard import require_validation, selecting
-
-    what = "a patch setting on validation means"
-    val, ref = require_validation(val_means, what).values, require_validation(base, what).values
-    with selecting(what):
-        if not val:
-            raise ValueError("no setting to choose from")
-        excess = {k: margin_excess(v, ref, margins) for k, v in val.items()}
-        inside = [k for k in val if excess[k] <= 0]
-        if inside:
-            return max(inside, key=lambda k: (val[k]["refusal"] + val[k]["jailbreak_refusal"]) / 2)
-        return min(val, key=lambda k: excess[k])
-
-
 def interior_peak(metric: str, settings: Sequence, val_means: Validated, test_items: Mapping,
                   seed: int = 0) -> tuple[object, list[Comparison]]:
     """"The metric peaks at a moderate setting": the interior setting picked on validation
