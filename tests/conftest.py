@@ -1,6 +1,15 @@
 """Shared fixtures: the real offline benchmark, and a small 'smoke' configuration of it."""
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# The same examples on every run (CI included), so a red suite is a regression and not a new draw; to search
+# with fresh draws, run with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Small enough for 2 CPU cores in seconds, real enough to exercise every code path: the teacher
 # is really fine-tuned (on 256 pool examples), features really come from MiniLM.

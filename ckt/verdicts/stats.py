@@ -288,13 +288,14 @@ def _mean_difference(d: np.ndarray, n_boot: int, seed: int, span) -> Difference:
     estimate = float(d.mean()) if d.size else math.nan
     if can_decide(d) and np.ptp(d) == 0:
         estimate = float(d.flat[0])  # exact, where d.mean() could be one rounding step off
-    constant = can_decide(d) and np.ptp(d) == 0  # only then do the cells lie at one value x
-    return _difference(estimate, bootstrap(d, n_boot, seed) if can_decide(d) else None, d, span if constant else None)
+    return _difference(estimate, bootstrap(d, n_boot, seed) if can_decide(d) else None, d, span)
 
 
 def _difference(estimate: float, reps: np.ndarray | None, d: np.ndarray, span) -> Difference:
     """The Difference of an ``estimate`` and its bootstrap replicates (None: no verdict); ``d`` gives n and
-    whether a verdict can be drawn; replicates with no variance give :func:`exact_difference`."""
+    whether a verdict can be drawn; replicates with no variance give :func:`exact_difference` over ``span``. Cells
+    that differ by less than the replicates' mean can resolve (a subnormal 5e-324 among zeros) resample to one value
+    too: they lie at that value to within the smallest float, so the exact bound is theirs as well."""
     n_seeds, n_items = d.shape
     if reps is None or not can_decide(d):
         nan = math.nan
