@@ -142,10 +142,12 @@ class Config:
     patch_rank: int = _llm(8, "rank r of the LoRA refusal patch (and of the orthogonality measure)", range=(1, 256))
     patch_targets: list = _llm(["q_proj", "v_proj"], "projections the LoRA patch adapts", each=LLM_MODULES)
     patch_train_examples: int = _llm(240, "SFT pairs per fine-tune of the patch (safety and general together, at the "
-                                     "mix's ratio); with patch_epochs at batch 8, every method gets the same "
+                                     "mix's ratio); with patch_epochs at llm_batch, every method gets the same "
                                      "optimizer steps", range=(2, 1000))
-    patch_epochs: int = _llm(2, "epochs of the patch's SFT (240 pairs x 2 epochs at batch 8 = 60 steps)",
+    patch_epochs: int = _llm(1, "epochs of the patch's SFT (240 pairs x 1 epoch at llm_batch 4 = 60 steps)",
                              range=(1, 100))
+    llm_batch: int = _llm(4, "pairs per optimizer step of every LLM fine-tune, the patch's and the user's (on 2 CPU "
+                          "cores a SmolLM2 step of 4 pairs costs 0.4 of a step of 8)", range=(1, 256))
     val_prompts: int = _llm(64, "prompts in each validation set (harmful, benign, helpfulness, sentiment; "
                             "jailbreak: half)", range=(4, 90))
     eval_harmful: int = _llm(200, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",

@@ -1,6 +1,8 @@
 """Bad input, table-driven: every case is one stderr line naming the problem and the fix, exit
 status 2, and nothing written (no run folder, no predictions file)."""
 
+import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -60,22 +62,48 @@ CASES = [
 ]
 
 
-def run_cli(args, tmp_path, **env):
-    proc = subprocess.run([sys.executable, "-m", "ckt.cli", *[a.format(tmp=tmp_path) for a in args]],
-                          capture_output=True, text=True, env={**os.environ, "CKT_OFFLINE": "1", **env}, timeout=300)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
+def run_cli(args, tmp_path, monkeypatch=None, **env):
+    """The command's exit status and stderr: in this process through ``ckt.cli.main`` when a ``monkeypatch`` sets
+    the environment (a second each instead of an interpreter's start-up and imports), else as ``python -m
+    ckt.cli`` in a child process (the real exit path, checked once below)."""
+    argv = [a.format(tmp=tmp_path) for a in args]
+    if monkeypatch is None:
+        proc = subprocess.run([sys.executable, "-m", "ckt.cli", *argv], capture_output=True, text=True,
+                              env={**os.environ, "CKT_OFFLINE": "1", **env}, timeout=300)
+        code, err = proc.returncode, proc.stderr
+    else:
+        from ckt.cli import main
+
+        for key, value in {"CKT_OFFLINE": "1", **env}.items():
+            monkeypatch.setenv(key, value)
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        err = stderr.getvalue()
+    lines = err.strip().splitlines()
+    assert code == 2, err[-2000:]
     assert len(lines) == 1, lines
     assert ":" in lines[0]  # "<problem>: <fix>"
     assert not (tmp_path / "out").exists() and not (tmp_path / "p.csv").exists()
     return lines[0]
 
 
-@pytest.mark.parametrize("args, message", CASES, ids=[f"{i:02d}-{m[:24]}" for i, (_, m) in enumerate(CASES)])
-def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, message):
+def write_files(tmp_path):
     for name, content in FILES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(content)
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[f"{i:02d}-{m[:24]}" for i, (_, m) in enumerate(CASES)])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch, args, message):
+    write_files(tmp_path)
+    assert message.lower() in run_cli(args, tmp_path, monkeypatch).lower()
+
+
+@pytest.mark.parametrize("case", [0, 16, 25])  # a config value, a data file, a prediction folder
+def test_the_real_command_exits_2_with_the_same_one_line(tmp_path, case):
+    args, message = CASES[case]
+    write_files(tmp_path)
     assert message.lower() in run_cli(args, tmp_path).lower()
 
 

@@ -115,3 +115,31 @@ def test_judge_disagreement_counts_replies_judged_differently(result):
     table = R.judge_disagreement(result, SEEDS).set_index(["arm", "metric"])
     assert table.loc[("base", "refusal"), "replies judged differently (%)"] == pytest.approx(10.0)
     assert table.loc[("base", "refusal"), "classifier"] == 0.0
+
+
+def test_plan_counts_every_candidate_once_and_every_arm_per_further_seed():
+    """LoRA at 2 rates × 2 ratios (4 candidates, 2 arms), full FT at 3 rates × 1 ratio (3 candidates, 1 arm),
+    3 seeds: LoRA 4 + 2·2 = 8 fine-tunes, full 3 + 2·1 = 5; 7 validation and 3·3 = 9 held-out measurements."""
+    from ckt.safety_patch.protocol import plan
+
+    assert plan([1e-4, 3e-4], [1e-6, 1e-5, 1e-4], [0.0], [0.0, 1.0], 3) == {
+        "lora": 8, "full": 5, "validation": 7, "heldout": 9}
+    assert plan([1e-4], [], [], [0.0], 1) == {"lora": 1, "full": 0, "validation": 1, "heldout": 1}
+
+
+def test_planned_seconds_by_hand():
+    """LoRA trains in 10 and 20 s (mean 15), full FT in 30 s; validation measurements take 4 and 6 s (mean 5),
+    held-out ones 3 s, here on half the prompts of the plan (scale 2 → 6 s); the base model 7 s (→ 14).
+    counts: 2 LoRA + 1 full + 3 validation + 4 held-out = 30 + 30 + 15 + 24, + 14 = 113 s."""
+    from types import SimpleNamespace
+
+    res = SimpleNamespace(
+        stats=[{"method": "lora", "train_seconds": 10.0, "measure_seconds": 4.0},
+               {"method": "lora", "train_seconds": 20.0, "measure_seconds": 6.0},
+               {"method": "full", "train_seconds": 30.0}],
+        timings=[{"measure_seconds": 3.0}, {"measure_seconds": 3.0}], seconds={"base": 7.0})
+    counts = {"lora": 2, "full": 1, "validation": 3, "heldout": 4}
+    assert R.planned_seconds(counts, res, heldout_scale=2.0) == pytest.approx(113.0)
+    assert np.isnan(R.planned_seconds(dict(counts, full=1), SimpleNamespace(**{**vars(res), "stats": res.stats[:2]})))
+    assert R.planned_seconds(dict(counts, full=0), SimpleNamespace(**{**vars(res), "stats": res.stats[:2]}),
+                             2.0) == pytest.approx(83.0)

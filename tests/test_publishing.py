@@ -148,10 +148,19 @@ def test_the_exercise_check_rejects_a_bad_command():
 
 @pytest.mark.parametrize("name", sorted(set(NOTEBOOKS) - {"00_data_card"}))
 def test_rerun_box_command_is_valid(name):
+    """One command at the defaults, then one per named scale (chapters 06 and 07: the papers' protocol in full),
+    each a valid papermill call of this chapter whose parameters pass the notebook's own check."""
+    from ckt.book.chapters import CHAPTERS
+    from ckt.book.notebook import parameters
+
     box = book_build.rerun_box(name)
-    (argv,) = papermill_commands(box)
-    assert check_command(argv) == name
+    commands = papermill_commands(box)
+    assert len(commands) == 1 + len(CHAPTERS[name].scales)
+    assert all(check_command(argv) == name for argv in commands)
     assert "source .venv/bin/activate" in box
+    for scale in CHAPTERS[name].scales.values():
+        knobs, cfg = parameters(dict(scale.params), name)
+        assert {k: knobs[k] if k in knobs else getattr(cfg, k) for k in scale.params} == scale.params
 
 
 def test_rerun_box_pasted_into_a_shell_runs_its_chapter(tmp_path, benchmark):

@@ -63,15 +63,15 @@ def _same(a: Measurement, b: Measurement):
 # --- keys ------------------------------------------------------------------------------------------------------
 
 def test_finetune_key_changes_with_every_input_it_names_and_with_nothing_else(tiny, tmp_path, monkeypatch):
-    args = dict(method="lora", lr=1e-3, seed=0, rank=2, targets=("q_proj", "v_proj"), epochs=1, precision="bf16",
-                room="safety_patch")
+    args = dict(method="lora", lr=1e-3, seed=0, rank=2, targets=("q_proj", "v_proj"), epochs=1, batch_size=4,
+                precision="bf16", room="safety_patch")
     prompts, responses = ["p1", "p2"], ["r1", "r2"]
     key = runcache.finetune_key(tiny, prompts, responses, **args)
     same = dict(args, targets=["q_proj", "v_proj"])  # a list or a tuple of the same names
     assert runcache.finetune_key(tiny, list(prompts), list(responses), **same) == key
     changed = [runcache.finetune_key(tiny, prompts, responses, **dict(args, **{k: v}))
                for k, v in [("method", "full"), ("lr", 2e-3), ("seed", 1), ("rank", 4), ("targets", ("q_proj",)),
-                            ("epochs", 2), ("precision", "fp32"), ("weights", [1.0, 1.0]),
+                            ("epochs", 2), ("batch_size", 8), ("precision", "fp32"), ("weights", [1.0, 1.0]),
                             ("room", "sot_llm")]]
     changed.append(runcache.finetune_key(tiny, prompts, responses, **dict(args, weights=[1.0, 2.0])))
     changed.append(runcache.finetune_key(tiny, ["p1", "p2 "], responses, **args))

@@ -147,7 +147,16 @@ def rerun_box(name: str) -> str:
         "Change any value below, or pass any config field (see {doc}`../rerun`); a misspelled or "
         "out-of-range parameter stops at the first cell with one line naming the fix. "
         f"`ckt rerun {name} -p name value` does the same and prints only that line.", "",
-        *_knob_table(spec.knobs), ":::"])
+        *_scale_lines(name), *_knob_table(spec.knobs), ":::"])
+
+
+def _scale_lines(name: str) -> list[str]:
+    """The rerun box's commands for the chapter's named parameter sets (:attr:`Chapter.scales`)."""
+    lines = []
+    for scale, spec in CHAPTERS[name].scales.items():
+        lines += [f"**At {scale} scale** ({spec.about}):", "", "```bash", papermill_command(name, spec.params), "```",
+                  ""]
+    return lines
 
 
 def instructors_page() -> str:

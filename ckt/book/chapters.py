@@ -42,6 +42,14 @@ class Knob:
 
 
 @dataclass(frozen=True)
+class Scale:
+    """A named parameter set of a chapter besides its defaults and its classroom set."""
+
+    about: str                 # who runs it, on what, and why
+    params: dict[str, Any]     # papermill parameters on top of the chapter's defaults
+
+
+@dataclass(frozen=True)
 class Chapter:
     """One chapter: its notebook (``source``, MyST text) and everything derived from it."""
 
@@ -53,6 +61,7 @@ class Chapter:
     exercises: str = ""  # what its exercises are about (a row of the exercises table); "" = none
     rerun_box: bool = True
     source: Path | None = None  # the MyST notebook; default notebooks/<name>.md
+    scales: dict[str, Scale] = field(default_factory=dict)  # named parameter sets besides the defaults
 
     @property
     def path(self) -> Path:
@@ -87,13 +96,16 @@ def grid(default: list, help: str, lo: float, hi: float) -> Knob:  # noqa: A002 
 
 
 def chapter(name: str, title: str, part: str, *, seeds: int = 3, smoke: dict | None = None, exercises: str = "",
-            rerun_box: bool = True, source: str | Path | None = None, **knobs: Knob) -> Chapter:
-    """Declare a chapter (every chapter has a ``seeds`` knob first, ``0 .. seeds-1`` by default)."""
+            rerun_box: bool = True, source: str | Path | None = None, scales: dict[str, Scale] | None = None,
+            **knobs: Knob) -> Chapter:
+    """Declare a chapter (every chapter has a ``seeds`` knob first, ``0 .. seeds-1`` by default). ``scales`` names
+    parameter sets besides the defaults and the classroom set (e.g. ``"paper"``: the papers' protocol in full, for a
+    GPU); the rerun box prints each as a command."""
     if part not in PARTS:
         raise ValueError(f"chapter {name}: part {part!r} is not one of {list(PARTS)}")
     seeds_knob = Knob(list(range(seeds)), SEEDS_HELP, each=(0, 2**31 - 1))
     CHAPTERS[name] = Chapter(name, title, part, {"seeds": seeds_knob, **knobs}, smoke or {}, exercises, rerun_box,
-                             Path(source) if source else None)
+                             Path(source) if source else None, scales or {})
     return CHAPTERS[name]
 
 

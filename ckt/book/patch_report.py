@@ -233,3 +233,18 @@ def fronts_figure(val: pd.DataFrame):
                  "over the validation prompts")
     fig.tight_layout()
     return fig
+
+
+def planned_seconds(counts: dict[str, int], res, heldout_scale: float = 1.0) -> float:
+    """Seconds :func:`~ckt.safety_patch.protocol.run_protocol` would take here for ``counts`` runs
+    (:func:`~ckt.safety_patch.protocol.plan`), from this build's own times: mean training seconds per method,
+    mean seconds per validation measurement, and per held-out measurement times ``heldout_scale`` (its prompts
+    over this build's), plus the base model's measurements (times ``heldout_scale``). NaN where this build ran
+    no run of a kind that ``counts`` needs."""
+    stats = pd.DataFrame(res.stats)
+    train = stats.groupby("method")["train_seconds"].mean()
+    per = {"lora": train.get("lora", np.nan), "full": train.get("full", np.nan),
+           "validation": stats["measure_seconds"].mean(),
+           "heldout": pd.DataFrame(res.timings)["measure_seconds"].mean() * heldout_scale}
+    runs = sum(n * per[kind] for kind, n in counts.items() if n)
+    return float(runs + res.seconds["base"] * heldout_scale)

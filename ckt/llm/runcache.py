@@ -79,12 +79,13 @@ def prompts_key(sets: PromptSets) -> str:
 
 
 def finetune_key(start, prompts: Sequence[str], responses: Sequence[str], *, room: str, method: str, lr: float,
-                 seed: int, rank: int, targets: Sequence[str], epochs: int, precision: str,
+                 seed: int, rank: int, targets: Sequence[str], epochs: int, batch_size: int, precision: str,
                  weights: Sequence[float] | None = None) -> str:
     """The name of one fine-tune of ``start`` run by ``room``'s code (see the module docstring)."""
     return hash_key("finetune", model_hash(start), device_of(start), texts_key(prompts), texts_key(responses),
                     None if weights is None else [float(w) for w in weights], int(seed), method, float(lr),
-                    int(rank), list(targets), int(epochs), precision, code_hash(room), library_versions())
+                    int(rank), list(targets), int(epochs), int(batch_size), precision, code_hash(room),
+                    library_versions())
 
 
 def measurement_key(trained: str, sets: PromptSets, gen_tokens: int, precision: str) -> str:

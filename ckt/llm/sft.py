@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,7 +56,17 @@ def add_lora(model, rank: int, targets: list[str]):
 
     config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(targets),
                         task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    with peft_quietly():
+        return get_peft_model(model, config)
+
+
+@contextmanager
+def peft_quietly():
+    """peft wraps a model after reading transformers' deprecated ``is_gradient_checkpointing`` alias, which warns
+    (FutureWarning) on every wrap; nothing a reader can act on, so it is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def train_sft(base, tokenizer, prompts: list[str], responses: list[str], *, method: str, rank: int = 8,
@@ -99,6 +110,7 @@ def offloaded(model):
 def _train(model, tokenizer, prompts, responses, method, rank, targets, epochs, lr, batch_size, seed, max_length,
            precision, weights):
     if hasattr(model, "activation_checkpointing_enable"):
+        model.config.use_cache = False  # a training pass keeps no KV cache (transformers would say so per model)
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if method == "lora":
         model = add_lora(model, rank, list(targets))
@@ -124,6 +136,7 @@ def _train(model, tokenizer, prompts, responses, method, rank, targets, epochs, 
             optimizer.zero_grad(set_to_none=True)  # freed before the next forward pass, not during it
             losses.append(float(loss.detach()))
     model.eval()
+    model.config.use_cache = True
     stats = {"train_seconds": time.perf_counter() - start, "first_loss": losses[0], "last_loss": losses[-1],
              "trainable_params": sum(p.numel() for p in params), "steps": len(losses)}
     return model, stats

@@ -33,14 +33,18 @@ import numpy as np
 import torch
 
 from ..llm.refusal import chat, encode_left_padded
-from ..llm.sft import save_patch  # noqa: F401 - part of the plug-in API with attach, detach and merge
+from ..llm.sft import (
+    peft_quietly,
+    save_patch,  # noqa: F401 - part of the plug-in API with attach, detach and merge
+)
 
 
 def attach(base, folder):
     """Plug a saved patch into a base model (modified in place; keep a copy if you need the original)."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(folder), is_trainable=False).eval()
+    with peft_quietly():
+        return PeftModel.from_pretrained(base, str(folder), is_trainable=False).eval()
 
 
 def detach(peft_model):

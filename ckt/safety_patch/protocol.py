@@ -86,6 +86,7 @@ class ProtocolResult:
     stats: list[dict] = field(default_factory=list)      # per fine-tune: seconds, losses, steps, params
     patch_dir: str | None = None                         # the first seed's chosen LoRA adapter
     seconds: dict[str, float] = field(default_factory=dict)
+    timings: list[dict] = field(default_factory=list)    # per held-out measurement: its seconds
 
 
 def finetune(llm, tokenizer, sets: ProtocolSets, setting: Setting, cfg, seed: int):
@@ -94,7 +95,7 @@ def finetune(llm, tokenizer, sets: ProtocolSets, setting: Setting, cfg, seed: in
     mix = training_mix(sets, cfg.patch_train_examples, setting.ratio, seed)
     return train_sft(llm, tokenizer, list(mix["prompt"]), list(mix["response"]), method=setting.method,
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs, lr=setting.lr,
-                       seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision)
+                       batch_size=cfg.llm_batch, seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision)
 
 
 def protocol_key(llm, sets: ProtocolSets, setting: Setting, cfg, seed: int) -> str:
@@ -103,7 +104,7 @@ def protocol_key(llm, sets: ProtocolSets, setting: Setting, cfg, seed: int) -> s
     mix = training_mix(sets, cfg.patch_train_examples, setting.ratio, seed)
     return finetune_key(llm, list(mix["prompt"]), list(mix["response"]), method=setting.method, lr=setting.lr,
                         seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.patch_epochs,
-                        precision=cfg.llm_precision, room=ROOM)
+                        batch_size=cfg.llm_batch, precision=cfg.llm_precision, room=ROOM)
 
 
 def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float],
@@ -112,6 +113,18 @@ def candidates(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Seq
     patch), then full fine-tuning at every (ratio, learning rate)."""
     return ([Setting("lora", float(lr), float(r)) for r in lora_ratios for lr in lora_lrs]
             + [Setting("full", float(lr), float(r)) for r in ratios for lr in full_lrs])
+
+
+def plan(lora_lrs: Sequence[float], full_lrs: Sequence[float], ratios: Sequence[float],
+         lora_ratios: Sequence[float], n_seeds: int) -> dict[str, int]:
+    """How many runs :func:`run_protocol` makes: fine-tunes by method (every candidate with the first seed, every
+    arm with each further seed) and measurements by prompt set (validation: every candidate; held-out: every arm
+    with every seed)."""
+    settings = candidates(lora_lrs, full_lrs, ratios, lora_ratios)
+    arms = {s.arm: s.method for s in settings}
+    runs = {m: sum(s.method == m for s in settings) + (n_seeds - 1) * sum(a == m for a in arms.values())
+            for m in ("lora", "full")}
+    return {**runs, "validation": len(settings), "heldout": n_seeds * len(arms)}
 
 
 Choose = Callable[[dict[Setting, dict], dict], Setting]  # (per-prompt validation scores by setting, base's)
@@ -140,14 +153,16 @@ def validate(llm, tokenizer, sets: ProtocolSets, cfg, settings: Sequence[Setting
             if keep is not None:
                 kept[s] = keep / f"{i}.pt"
                 torch.save(_trained_state(model, s), kept[s])  # fp32, before any cast
+            began = time.perf_counter()
             m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.validation, cfg.gen_tokens)
             del model
             release_memory()
-            return m, {"stats": st}
+            return m, {"stats": {**st, "measure_seconds": time.perf_counter() - began}}
 
         validation[s], extra, hit = cached_measurement(FINETUNES, entry_key(llm, sets, s, cfg, seed, "validation"),
                                                        train_and_validate)
-        stats.append({"setting": s.label, "arm": s.arm, "seed": seed, **extra["stats"]})
+        stats.append({"setting": s.label, "arm": s.arm, "method": s.method, "seed": seed, "split": "validation",
+                      **extra["stats"]})
         log(f"validation: {s.label}: {summary_line(validation[s].means())} "
             + ("(cached)" if hit else f"({extra['stats']['train_seconds']:.0f} s training)"))
     return validation, stats, kept
@@ -180,9 +195,9 @@ def measure_heldout(llm, tokenizer, sets: ProtocolSets, cfg, chosen: dict[str, S
                     kept: dict[Setting, Path], log: Callable[[str], None] = print):
     """Step 4: every chosen setting fine-tuned with every seed (the first seed's from ``kept`` where step 2 left
     it) and measured on the **held-out** prompts, with both orthogonality measures of its update. Returns
-    (measurements by (arm, seed), orthogonality rows, training stats of the further seeds, the first seed's
-    LoRA adapter folder)."""
-    first, heldout, ortho, stats, patch_dir, w0_tops = seeds[0], {}, [], [], None, {}
+    (measurements by (arm, seed), orthogonality rows, training stats of the further seeds, the seconds of each
+    measurement, the first seed's LoRA adapter folder)."""
+    first, heldout, ortho, stats, measured, patch_dir, w0_tops = seeds[0], {}, [], [], [], None, {}
     for seed in seeds:
         for arm, s in chosen.items():
             def train_and_test(s=s, seed=seed):
@@ -194,7 +209,9 @@ def measure_heldout(llm, tokenizer, sets: ProtocolSets, cfg, chosen: dict[str, S
                 extra = {"ortho": orthogonality(llm, model, cfg.patch_targets, cfg.patch_rank, w0_tops)}
                 if seed != first:  # the first seed's training is logged with its validation entry
                     extra["stats"] = st
+                began = time.perf_counter()
                 m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
+                extra["measure_seconds"] = time.perf_counter() - began
                 del model
                 release_memory()
                 return m, extra
@@ -202,13 +219,15 @@ def measure_heldout(llm, tokenizer, sets: ProtocolSets, cfg, chosen: dict[str, S
             heldout[(arm, seed)], extra, hit = cached_measurement(
                 FINETUNES, entry_key(llm, sets, s, cfg, seed, "heldout"), train_and_test)
             if "stats" in extra:
-                stats.append({"setting": s.label, "arm": arm, "seed": seed, **extra["stats"]})
+                stats.append({"setting": s.label, "arm": arm, "method": s.method, "seed": seed, **extra["stats"]})
+            measured.append({"setting": s.label, "method": s.method, "seed": seed, "split": "heldout",
+                             "measure_seconds": extra["measure_seconds"]})
             ortho += [{"arm": arm, "method": s.method, "seed": seed, **row} for row in extra["ortho"]]
             if s.method == "lora" and seed == first and patch_dir is None:  # the first LoRA arm's (safety only)
                 patch_dir = str(adapter_of(llm, tokenizer, sets, s, cfg, seed))  # retrained if gone from the cache
             log(f"held-out: {arm} (seed {seed}): {summary_line(heldout[(arm, seed)].means())}"
                 + (" (cached)" if hit else ""))
-    return heldout, ortho, stats, patch_dir
+    return heldout, ortho, stats, measured, patch_dir
 
 
 def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], settings: Sequence[Setting],
@@ -226,10 +245,12 @@ def run_protocol(llm, tokenizer, sets: ProtocolSets, cfg, seeds: Sequence[int], 
         validation, stats, kept = validate(llm, tokenizer, sets, cfg, settings, seeds[0], Path(tmp), log)
         clock.append(time.perf_counter())
         chosen = choose_arms(validation, base_val, choose)
-        heldout, ortho, more, patch_dir = measure_heldout(llm, tokenizer, sets, cfg, chosen, seeds, kept, log)
+        heldout, ortho, more, timings, patch_dir = measure_heldout(llm, tokenizer, sets, cfg, chosen, seeds, kept,
+                                                                   log)
     clock.append(time.perf_counter())
     seconds = dict(zip(("base", "validation", "heldout"), (b - a for a, b in zip(clock, clock[1:]))))
-    return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats + more, patch_dir, seconds)
+    return ProtocolResult(base_val, base_test, validation, chosen, heldout, ortho, stats + more, patch_dir, seconds,
+                          timings)
 
 
 def _trained_state(model, s: Setting) -> dict:

@@ -41,7 +41,8 @@ def user_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, weights
         raise ValueError(f"{len(weights)} weights for {len(pairs)} pairs: give one weight per pair")
     return train_sft(start, tokenizer, list(pairs["prompt"]), list(pairs["response"]), method="lora",
                        rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs, lr=cfg.user_lr,
-                       seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision, weights=weights)
+                       batch_size=cfg.llm_batch, seed=seed, max_length=SFT_TOKENS, precision=cfg.llm_precision,
+                       weights=weights)
 
 
 def user_key(start, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float] | None = None) -> str:
@@ -49,7 +50,7 @@ def user_key(start, pairs: pd.DataFrame, cfg, seed: int, weights: Sequence[float
     cfg = resolved(cfg, start)
     return finetune_key(start, list(pairs["prompt"]), list(pairs["response"]), method="lora", lr=cfg.user_lr,
                         seed=seed, rank=cfg.patch_rank, targets=cfg.patch_targets, epochs=cfg.user_epochs,
-                        precision=cfg.llm_precision, weights=weights, room=ROOM)
+                        batch_size=cfg.llm_batch, precision=cfg.llm_precision, weights=weights, room=ROOM)
 
 
 def check_user_data_disjoint(sets: ProtocolSets, named_pairs: dict[str, Sequence[str]]) -> None:
