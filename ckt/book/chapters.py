@@ -172,10 +172,20 @@ chapter("05_ablations", "Ablations, baselines and the perturbation choice", "Exp
         embedding_size=Knob(200, "training examples for the embedding-space comparison (slow on CPU)",
                             range=(8, 10**6)),
         embedding_epochs=Knob(3, "epochs for the embedding-space comparison", range=(1, 1000)))
-# The LoRA patch's learning-rate grid, one declaration for both LLM chapters: chapter 07 chooses its patch on it,
-# and chapter 06 starts from the same choice (the same cached fine-tunes).
-PATCH_LRS = [1e-4, 3e-4, 1e-3, 3e-3]
+# The LoRA patch's grid, one declaration for both LLM chapters: chapter 07 chooses its patch on it, and chapter 06
+# starts from the same choice (the same cached fine-tunes). The defaults are what two CPU cores can train in a
+# build; PAPER_LLM is the papers' protocol in full, for a GPU (chapters 06 and 07 declare it as their "paper" scale).
+PATCH_LRS = [1e-4, 3e-4]
 PATCH_RATIOS = [0.0, 1.0]  # LoRA on safety data alone (the paper's patch), and on a 1:1 safety:general mix
+PAPER_LLM = {"lora_lrs": [1e-4, 3e-4, 1e-3, 3e-3], "lora_ratios": [0.0, 1.0, 4.0], "patch_train_examples": 400,
+             "patch_epochs": 2, "llm_batch": 8, "eval_harmful": 200, "eval_jailbreak": 100, "eval_benign": 150,
+             "eval_helpful": 100, "eval_sentiment": 64}
+PAPER_SEEDS = [0, 1, 2]
+PAPER_ABOUT = (f"the papers' protocol in full: the whole learning-rate grid at every ratio, {len(PAPER_SEEDS)} seeds, "
+               f"{PAPER_LLM['patch_train_examples']} pairs × {PAPER_LLM['patch_epochs']} epochs at "
+               f"{PAPER_LLM['llm_batch']} pairs a step "
+               f"({PAPER_LLM['patch_train_examples'] * PAPER_LLM['patch_epochs'] // PAPER_LLM['llm_batch']} steps), "
+               f"{PAPER_LLM['eval_harmful']} held-out harmful prompts; hours on two CPU cores, meant for a GPU")
 
 
 def patch_grid() -> Knob:
@@ -202,7 +212,8 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
         push_grid=grid([0.0, 0.5, 1.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
-        llm_seeds=Knob([0, 1, 2], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
+        scales={"paper": Scale(PAPER_ABOUT, {**PAPER_LLM, "llm_seeds": PAPER_SEEDS})},
+        llm_seeds=Knob([0, 1], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
                        each=(0, 2**31 - 1)),
         lora_lrs=patch_grid(),
         lora_ratios=patch_ratios(),
@@ -216,18 +227,19 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                         "encoder, the LLM's own hidden states", each=("minilm", "smollm2")),
         user_pairs=Knob(200, "clean instruction pairs in the user's fine-tuning mix", range=(10, 300)),
         llm_rate=Knob(0.1, "share of harmful pairs in the user's mix", range=(0.0, 0.5)))
-chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=3,
+chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
                "eval_sentiment": 8, "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8,
                "lora_lrs": [4e-4], "lora_ratios": [0.0, 1.0], "full_lrs": [1e-5], "ratios": [0.0, 4.0],
                "seeds": [0, 1]},
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
+        scales={"paper": Scale(PAPER_ABOUT, {**PAPER_LLM, "seeds": PAPER_SEEDS, "full_lrs": [3e-6, 1e-5, 3e-5],
+                                             "ratios": [0.0, 1.0, 4.0]})},
         lora_lrs=patch_grid(),
         lora_ratios=patch_ratios(),
-        full_lrs=grid([3e-6, 1e-5, 3e-5], "full fine-tuning learning rates; one per ratio is chosen on validation",
-                      1e-8, 1.0),
-        ratios=grid([0.0, 4.0], "general examples per safety example in full fine-tuning's mix (0 = safety data "
-                    "alone)", 0.0, 1000.0))
+        full_lrs=grid([1e-5], "full fine-tuning learning rates; one per ratio is chosen on validation", 1e-8, 1.0),
+        ratios=grid([1.0], "general examples per safety example in full fine-tuning's mix (0 = safety data alone)",
+                    0.0, 1000.0))
 chapter("08_claims", "The paper's claims, checked", "Verdict", seeds=10,
         regimes=Knob(["ce", "kd", "adv", "smart", "ckt"], "regimes in the main comparison", each=_REGIMES))
 

@@ -160,9 +160,10 @@ def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[di
     vs_full = {m: vs(LORA, best, m, "equivalent", "equivalent") for m in (*ADDS, *KEEPS)} if best else {}
     full0 = "full FT 1:0"
     forgets = {m: vs(full0, BASE, m, "equivalent", "different") for m in KEEPS} if full0 in res.chosen else {}
-    orth = ({c: compare(f"LoRA vs {full0}", c, ortho_matrix(res, LORA, c), ortho_matrix(res, full0, c),
+    full_ref = full0 if full0 in res.chosen else best  # a full-rank update: on safety data alone where it was run
+    orth = ({c: compare(f"LoRA vs {full_ref}", c, ortho_matrix(res, LORA, c), ortho_matrix(res, full_ref, c),
                         expected="lower") for c in ("overlap", "projection_ratio")}
-            if {LORA, full0} <= set(res.chosen) else {})
+            if full_ref and LORA in res.chosen else {})
     rows = [
         claim_row("LoRA patch: refusal SFT on safety data alone adds refusal", "refusal rises",
                   [lora["refusal"], lora["jailbreak_refusal"]],
@@ -184,7 +185,7 @@ def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[di
                   "*different* (the paper's reason to mix in general data)", shape="existential"),
         claim_row("LoRA patch: ΔW nearly orthogonal to W0", "near-orthogonal subspace", list(orth.values()),
                   "principal-angle overlap with W0's top-r subspace and Hu et al.'s ‖U_ΔᵀW0V_Δ‖ against random "
-                  "subspaces, LoRA against full fine-tuning on safety data alone (paired by seed and matrix)",
+                  f"subspaces, LoRA against {full_ref or 'full fine-tuning'} (paired by seed and matrix)",
                   shape="conjunctive"),
         claim_row("LoRA patch: detach restores the base model", "plug-in patch", [],
                   "logits of the base vs the detached model on benign prompts must be identical",
@@ -235,16 +236,33 @@ def fronts_figure(val: pd.DataFrame):
     return fig
 
 
-def planned_seconds(counts: dict[str, int], res, heldout_scale: float = 1.0) -> float:
+def planned_seconds(counts: dict[str, int], res, heldout_scale: float = 1.0, train_scale: float = 1.0) -> float:
     """Seconds :func:`~ckt.safety_patch.protocol.run_protocol` would take here for ``counts`` runs
-    (:func:`~ckt.safety_patch.protocol.plan`), from this build's own times: mean training seconds per method,
-    mean seconds per validation measurement, and per held-out measurement times ``heldout_scale`` (its prompts
-    over this build's), plus the base model's measurements (times ``heldout_scale``). NaN where this build ran
-    no run of a kind that ``counts`` needs."""
+    (:func:`~ckt.safety_patch.protocol.plan`), from this build's own times: mean training seconds per method times
+    ``train_scale`` (its pairs per fine-tune over this build's), mean seconds per validation measurement, and per
+    held-out measurement times ``heldout_scale`` (its prompts over this build's), plus the base model's
+    measurements (times ``heldout_scale``). NaN where this build ran no run of a kind that ``counts`` needs."""
     stats = pd.DataFrame(res.stats)
-    train = stats.groupby("method")["train_seconds"].mean()
+    train = stats.groupby("method")["train_seconds"].mean() * train_scale
     per = {"lora": train.get("lora", np.nan), "full": train.get("full", np.nan),
            "validation": stats["measure_seconds"].mean(),
            "heldout": pd.DataFrame(res.timings)["measure_seconds"].mean() * heldout_scale}
     runs = sum(n * per[kind] for kind, n in counts.items() if n)
     return float(runs + res.seconds["base"] * heldout_scale)
+
+
+EVAL_SIZES = ("eval_harmful", "eval_jailbreak", "eval_benign", "eval_helpful", "eval_sentiment")
+
+
+def scale_cost(res, knobs: dict, cfg, scale: dict) -> tuple[dict[str, int], float]:
+    """(runs, seconds on this machine) of chapter 07 at another scale: ``scale``'s parameters over this run's
+    ``knobs`` and ``cfg``, counted by :func:`~ckt.safety_patch.protocol.plan` and priced by :func:`planned_seconds`
+    (training by pairs seen per fine-tune, held-out measurement by prompts)."""
+    from ..safety_patch.protocol import plan
+
+    now = {**cfg.to_dict(), **knobs}
+    then = {**now, **scale}
+    counts = plan(then["lora_lrs"], then["full_lrs"], then["ratios"], then["lora_ratios"], len(then["seeds"]))
+    pairs = [p["patch_train_examples"] * p["patch_epochs"] for p in (then, now)]
+    prompts = [sum(p[k] for k in EVAL_SIZES) for p in (then, now)]
+    return counts, planned_seconds(counts, res, prompts[0] / prompts[1], pairs[0] / pairs[1])
