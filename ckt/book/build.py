@@ -205,7 +205,8 @@ def build_html(root: Path) -> Path:
 
 
 def stage(root: Path) -> None:
-    """Copy the book's config and chapters into ``root`` (for a build outside the repository)."""
+    """Copy the book's config and chapters into ``root`` (for a build outside the repository; created if absent)."""
+    root.mkdir(parents=True, exist_ok=True)
     for item in BOOK_FILES:
         src = ROOT / item
         if not src.exists():
