@@ -355,3 +355,9 @@ def test_data_prepare_teacher_trains_the_default_teacher_once(monkeypatch, bench
     assert cli.main(["data", "prepare", "--teacher", "-q"]) == 0
     assert calls == [(Config(), False)]
     assert "teacher ready: test accuracy 91.2% (8000 pool examples)" in capsys.readouterr().out
+
+
+def test_a_build_root_that_does_not_exist_is_created_and_staged(tmp_path):
+    root = tmp_path / "new" / "book"
+    book_build.stage(root)
+    assert (root / "_config.yml").read_text() == (ROOT / "_config.yml").read_text()
