@@ -1,11 +1,15 @@
-"""Alt text on the book's figures: the build turns each figure's caption into the image's alt text
-(:func:`ckt.book.sources.alt_from_captions`)."""
+"""Alt text on the book's figures: every figure-drawing cell of every chapter has a caption, and the build turns
+each caption into the image's alt text (:func:`ckt.book.sources.alt_from_captions`)."""
 
+import ast
 import copy
+import re
 
 import nbformat
+import pytest
 
-from ckt.book.sources import alt_from_captions, plain_text
+from ckt.book.chapters import ROOT
+from ckt.book.sources import alt_from_captions, plain_text, read_text_notebook
 
 # ------------------------------------------------------------------ captions -> alt
 
@@ -50,3 +54,70 @@ def test_an_empty_alt_is_filled_and_other_image_options_are_kept():
 
 def test_math_keeps_its_stars_and_backticks_outside_it_go():
     assert plain_text("`a*b` and $a*b$ and *c*") == "ab and $a*b$ and c"
+
+
+# ------------------------------------------------------------------ every chapter's figures have a caption
+
+PLOT_MODULES = {"plt", "sns"}  # matplotlib.pyplot and seaborn, as every chapter imports them
+NOT_DRAWING = re.compile(r"set(_\w+)?|close|rc\w*|style|ioff|ion")  # plt./sns. calls that draw nothing
+HELPERS = {("nb", "plot_ci"), ("nb", "bars")}  # ckt.book.notebook's drawing helpers
+
+
+def _draws(call: ast.Call, local: set[str]) -> bool:
+    f = call.func
+    if isinstance(f, ast.Attribute):
+        owner = f.value.id if isinstance(f.value, ast.Name) else None
+        return ((owner in PLOT_MODULES and not NOT_DRAWING.fullmatch(f.attr)) or (owner, f.attr) in HELPERS
+                or f.attr.endswith("_figure"))  # e.g. R.fronts_figure (ckt.book.patch_report)
+    return isinstance(f, ast.Name) and (f.id in local or f.id.endswith("_figure"))
+
+
+def draws_figure(source: str, local: set[str]) -> bool:
+    """Whether a code cell draws a matplotlib figure: a plt./sns. call that draws, a ckt.book drawing helper, or a
+    call to a function the chapter defined earlier whose body draws (``local``; this cell's drawing functions are
+    added to it). A function definition alone draws nothing."""
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    found = False
+    for stmt in tree.body:
+        calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+        if isinstance(stmt, ast.FunctionDef):
+            if any(_draws(c, local) for c in calls):
+                local.add(stmt.name)
+        elif any(_draws(c, local) for c in calls):
+            found = True
+    return found
+
+
+def test_the_detection_sees_figures_and_not_settings():
+    local: set[str] = set()
+    assert draws_figure("fig, ax = plt.subplots()\nax.plot([1])", local)
+    assert draws_figure("fig = R.fronts_figure(val)", local)
+    assert draws_figure("nb.plot_ci(ax, t, 'x', 'm')", local)
+    assert not draws_figure("sns.set_theme(style='whitegrid')\nimport matplotlib.pyplot as plt", local)
+    assert not draws_figure("def lines(t):\n    fig, axes = plt.subplots(1, 2)\n", local)  # defined, not called
+    assert local == {"lines"}
+    assert draws_figure("lines(table)", local)
+
+
+CHAPTER_SOURCES = sorted((ROOT / "notebooks").glob("0*.md"))
+
+
+@pytest.mark.parametrize("path", CHAPTER_SOURCES, ids=[p.stem for p in CHAPTER_SOURCES])
+def test_every_figure_drawing_cell_has_a_caption(path):
+    local: set[str] = set()
+    missing = [cell.source.splitlines()[0] for cell in read_text_notebook(path).cells
+               if cell.cell_type == "code" and draws_figure(cell.source, local)
+               and not ((cell.metadata.get("mystnb") or {}).get("figure") or {}).get("caption")]
+    assert not missing, f"{path.name}: figure cells without mystnb.figure.caption, first lines: {missing}"
+
+
+def test_the_chapters_have_captioned_figures():
+    """The detection is not vacuous: the chapters draw figures, and each one's caption becomes its alt text."""
+    captions = 0
+    for path in CHAPTER_SOURCES:
+        for cell in alt_from_captions(read_text_notebook(path)).cells:
+            options = cell.metadata.get("mystnb") or {}
+            if options.get("figure", {}).get("caption"):
+                captions += 1
+                assert options["image"]["alt"] == plain_text(options["figure"]["caption"])
+    assert captions >= 10
