@@ -1,5 +1,6 @@
-"""Alt text on the book's figures: every figure-drawing cell of every chapter has a caption, and the build turns
-each caption into the image's alt text (:func:`ckt.book.sources.alt_from_captions`)."""
+"""Alt text on the book's figures: every figure-drawing cell of every chapter has a caption, the build turns each
+caption into the image's alt text (:func:`ckt.book.sources.alt_from_captions`), and the page checker flags a figure
+without one."""
 
 import ast
 import copy
@@ -8,6 +9,7 @@ import re
 import nbformat
 import pytest
 
+from ckt.book import check as C
 from ckt.book.chapters import ROOT
 from ckt.book.sources import alt_from_captions, plain_text, read_text_notebook
 
@@ -54,6 +56,43 @@ def test_an_empty_alt_is_filled_and_other_image_options_are_kept():
 
 def test_math_keeps_its_stars_and_backticks_outside_it_go():
     assert plain_text("`a*b` and $a*b$ and *c*") == "ab and $a*b$ and c"
+
+
+# ------------------------------------------------------------------ the page checker
+
+
+def page(tmp_path, body: str):
+    path = tmp_path / "chapter.html"
+    path.write_text(f'<html><body><nav><img src="logo.png"></nav><main id="main-content">{body}</main></body></html>',
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("img", [
+    '<img src="../_images/a1.png">',
+    '<img alt="" src="../_images/a1.png">',
+    '<img alt="   " src="a1.svg" />',
+    '<img alt="../_images/a1.png" src="../_images/a1.png" />',  # docutils' fallback: the image's own path
+    '<img alt="a1.jpg" src="../_images/a1.jpg">',
+])
+def test_a_figure_without_alt_text_is_flagged(tmp_path, img):
+    report = C.check_page(page(tmp_path, "<p>text</p>" + img), tmp_path)
+    assert report.problems == [C.NO_ALT] and report.figures == 1
+
+
+@pytest.mark.parametrize("img", [
+    '<img alt="Macro-F1 against the distillation weight, one line per regime." src="../_images/a1.png">',
+    "<img src='a1.svg' alt='$w_{KD}$ against ε'>",
+    '<img src="spinner.gif">',  # not a figure
+])
+def test_a_figure_with_alt_text_or_no_figure_is_not_flagged(tmp_path, img):
+    # the navigation's logo, outside the chapter body, has no alt and is not looked at
+    assert C.check_page(page(tmp_path, img), tmp_path).problems == []
+
+
+def test_every_figure_of_a_page_is_looked_at():
+    html = '<img alt="a line" src="a.png"><img src="b.png"><img alt="c" src="c.svg">'
+    assert C.figures_without_alt(html) == ["b.png"]
 
 
 # ------------------------------------------------------------------ every chapter's figures have a caption
