@@ -55,7 +55,8 @@ def page(tmp_path, body: str, name: str = "chapter.html"):
     return path
 
 
-CLEAN_BODY = '<p>Accuracy 84.7 ± 1.2</p><table><tr><td>0.93</td><td>nancy</td></tr></table><img src="f.png">'
+CLEAN_BODY = ('<p>Accuracy 84.7 ± 1.2</p><table><tr><td>0.93</td><td>nancy</td></tr></table>'
+              '<img alt="accuracy against the weight" src="f.png">')
 FAULTS = [
     ('<div class="cell_output docutils container"><div class="output error">boom</div></div>', "error output"),
     ("<pre>Traceback (most recent call last):\n  File ...</pre>", "error output"),
@@ -68,7 +69,7 @@ FAULTS = [
 
 
 def test_a_clean_page_has_no_problems_and_its_figures_are_counted(tmp_path):
-    report = C.check_page(page(tmp_path, CLEAN_BODY + '<img src="g.svg"><img src="h.gif">'), tmp_path)
+    report = C.check_page(page(tmp_path, CLEAN_BODY + '<img src="g.svg" alt="a line"><img src="h.gif">'), tmp_path)
     assert report.problems == [] and report.figures == 2 and report.page == "chapter.html"
 
 

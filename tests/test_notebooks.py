@@ -124,6 +124,11 @@ seeds = [0]
 ```
 
 ```{code-cell}
+---
+mystnb:
+  figure:
+    caption: Each width against its position in the list, one marker per width.
+---
 import matplotlib.pyplot as plt
 
 from ckt.book import notebook as nb

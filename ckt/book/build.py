@@ -26,7 +26,7 @@ from pathlib import Path
 from ..data.cache import hash_key, library_versions
 from ..experiments.sweep import code_version
 from .chapters import CHAPTERS, ROOT, exercises_table, smoke_parameters, toc_yaml
-from .sources import read_text_notebook, sync, to_ipynb
+from .sources import alt_from_captions, read_text_notebook, sync, to_ipynb
 
 BOOK_FILES = ["_config.yml", "book", "ckt"]  # ckt: the method chapter includes its source
 
@@ -73,7 +73,8 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
             pass
     out_dir.mkdir(parents=True, exist_ok=True)
     src = out_dir / f".{name}.input.ipynb"  # the notebook papermill reads, made from the text source
-    src.write_text(to_ipynb(read_text_notebook(ch.path)), encoding="utf-8")
+    # every captioned figure's image gets its caption as alt text
+    src.write_text(to_ipynb(alt_from_captions(read_text_notebook(ch.path))), encoding="utf-8")
     old_path = os.environ["PATH"]
     os.environ["PATH"] = _venv_env()["PATH"]
     try:

@@ -4,7 +4,8 @@
     python -m ckt.book.check _build/html --screenshots shots  # + a headless-Chromium PNG per page
 
 Per chapter page it counts the figures (``<img>``) and looks for what a reader must never see:
-an error output or traceback, a glue key that did not resolve, or a ``nan`` in a table. A page
+an error output or traceback, a glue key that did not resolve, a ``nan`` in a table, or a figure without
+alt text (docutils writes the image's own path as its ``alt`` when none was given: that counts as none). A page
 made from a notebook must also carry its download button and Binder and Colab launch buttons
 that open the committed student notebook (``notebooks/student/<name>.ipynb``). Every internal link and anchor of
 every page is followed, offline. With ``--screenshots`` it renders each page in headless Chromium
@@ -70,11 +71,45 @@ def notebook_buttons(html: str, page: str) -> list[str]:
     return missing
 
 
+NO_ALT = "figure without alt text"
+FIGURE_FILE = re.compile(r"\.(?:png|svg|jpe?g)\b", re.IGNORECASE)
+
+
+class _Images(HTMLParser):
+    """(src, alt) of every ``<img>`` of a page; alt is None when the tag has none."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            a = dict(attrs)
+            self.images.append((a.get("src") or "", a.get("alt")))
+
+
+def figures_without_alt(html: str) -> list[str]:
+    """The src of every figure (a png, svg or jpg ``<img>``) in ``html`` whose alt text is missing, blank, or only
+    a file name: docutils writes the image's path as ``alt`` when the source gave none (MyST-NB's cell option
+    ``mystnb: {image: {alt: …}}``, which :func:`ckt.book.sources.alt_from_captions` fills from the caption)."""
+    parser = _Images()
+    parser.feed(html)
+    parser.close()
+
+    def meaningless(src: str, alt: str | None) -> bool:
+        alt = (alt or "").strip()
+        return not alt or alt == src or (FIGURE_FILE.search(alt) is not None and not any(c.isspace() for c in alt))
+
+    return [src for src, alt in parser.images if FIGURE_FILE.search(src) and meaningless(src, alt)]
+
+
 def check_page(path: Path, root: Path) -> PageReport:
     html = path.read_text(encoding="utf-8", errors="replace")
     main = html.split('id="main-content"', 1)[-1]  # the chapter body, not the navigation
     figures = len(re.findall(r"<img\b[^>]*src=\"[^\"]*\.(?:png|svg|jpg)", main))
     problems = [name for name, rx in PROBLEMS.items() if rx.search(main)]
+    if figures_without_alt(main):
+        problems.append(NO_ALT)
     page = str(path.relative_to(root))
     if (root / "_sources" / page).with_suffix(".ipynb").is_file():
         problems += notebook_buttons(html, page)

@@ -108,6 +108,37 @@ def generated_cells(nb, ch: Chapter, url: str | None = None):
     return nb
 
 
+# what a caption's markup becomes in alt text: {role}`x` -> x, `code` -> code, [text](url) -> text, *em* -> em
+_MATH = re.compile(r"(\$[^$]+\$)")  # $…$ math is kept as written
+_ROLE = re.compile(r"\{[^{}`\s]+\}`([^`]*)`")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def plain_text(markup: str) -> str:
+    """A MyST/Markdown caption as plain text for an ``alt`` attribute: roles, backticks, links and ``*`` emphasis
+    removed, ``$…$`` math kept, whitespace collapsed."""
+    parts = _MATH.split(markup)
+    for i in range(0, len(parts), 2):  # the even parts are outside $…$
+        parts[i] = _LINK.sub(r"\1", _ROLE.sub(r"\1", parts[i])).replace("`", "").replace("*", "")
+    return " ".join("".join(parts).split())
+
+
+def alt_from_captions(nb):
+    """``nb`` (a copy) with alt text on every captioned figure: a code cell whose ``mystnb.figure.caption`` is set
+    and whose ``mystnb.image.alt`` is not gets the caption as plain text (:func:`plain_text`), which MyST-NB puts
+    on the ``<img>`` of the cell's image output. An alt written by hand is kept."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        options = cell.metadata.get("mystnb") if cell.cell_type == "code" else None
+        caption = ((options or {}).get("figure") or {}).get("caption")
+        if not caption or ((options.get("image") or {}).get("alt")):
+            continue
+        options["image"] = {**(options.get("image") or {}), "alt": plain_text(str(caption))}
+    return nb
+
+
 def to_ipynb(nb) -> str:
     """The committed ``.ipynb`` text: outputs empty, stable cell ids, no jupytext metadata."""
     import copy
@@ -172,9 +203,15 @@ def student_path(ch: Chapter) -> Path:
 
 
 def synced(ch: Chapter, url: str | None = None) -> tuple[str, str]:
-    """(MyST text, ipynb text) that a sync writes for a chapter."""
+    """(MyST text, ipynb text) that a sync writes for a chapter; the notebook's figures carry alt text
+    (:func:`alt_from_captions`), the text keeps the captions alone."""
     nb = generated_cells(read_text_notebook(ch.path), ch, url)
-    return to_myst(nb), to_ipynb(nb)
+    return to_myst(nb), to_ipynb(alt_from_captions(nb))
+
+
+def student_ipynb(ch: Chapter) -> str:
+    """The student notebook's text (:func:`student_notebook`, with alt text on its figures)."""
+    return to_ipynb(alt_from_captions(student_notebook(read_text_notebook(ch.path))))
 
 
 def out_of_sync() -> list[str]:
@@ -189,7 +226,7 @@ def out_of_sync() -> list[str]:
             stale.append(shown(ch.path))
         if not ch.ipynb.is_file() or ch.ipynb.read_text(encoding="utf-8") != ipynb:
             stale.append(shown(ch.ipynb))
-        student = to_ipynb(student_notebook(read_text_notebook(ch.path)))
+        student = student_ipynb(ch)
         if not student_path(ch).is_file() or student_path(ch).read_text(encoding="utf-8") != student:
             stale.append(shown(student_path(ch)))
     if (ROOT / "_toc.yml").read_text(encoding="utf-8") != toc_yaml():
@@ -208,7 +245,7 @@ def sync() -> list[str]:
         ch.ipynb.write_text(ipynb, encoding="utf-8")
         # what the launch buttons open: the chapter without its solutions and without raw glue roles
         student_path(ch).parent.mkdir(exist_ok=True)
-        student_path(ch).write_text(to_ipynb(student_notebook(read_text_notebook(ch.path))), encoding="utf-8")
+        student_path(ch).write_text(student_ipynb(ch), encoding="utf-8")
     (ROOT / "_toc.yml").write_text(toc_yaml(), encoding="utf-8")
     known = facts()
     for page in PAGES:
