@@ -78,8 +78,9 @@ def execute(name: str, out_dir: Path, parameters: dict | None = None, force: boo
     old_path = os.environ["PATH"]
     os.environ["PATH"] = _venv_env()["PATH"]
     try:
+        # what the notebook prints (the LLM chapters log every fine-tune) reaches make book's log as it happens
         nb = pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3", language="python",
-                                 cwd=str(ROOT), progress_bar=False)
+                                 cwd=str(ROOT), progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr)
     finally:
         os.environ["PATH"] = old_path
         src.unlink(missing_ok=True)
@@ -253,7 +254,10 @@ def main(argv=None) -> int:
     timings.append(("data, teacher, frozen features", time.perf_counter() - t, ""))
     for name in args.only or notebooks():
         t = time.perf_counter()
+        print(f"[make book] {name}: executing unless up to date", flush=True)
         ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
+        print(f"[make book] {name}: {'executed' if ran else 'up to date'} in {time.perf_counter() - t:.0f} s",
+              flush=True)
         # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         timings.append((f"notebook {name}", time.perf_counter() - t,

@@ -9,10 +9,10 @@ longest member (dynamic batching), then restores the original order.
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from ..data.cache import cached_tensors, hash_key, texts_key
 from .models import Encoder, fingerprint, load_backbone
+from .progress import progress as progress_of
 
 POOLING = "mean+l2"
 
@@ -60,7 +60,7 @@ def encode(encoder: Encoder, tokenizer, texts: list[str], max_length: int = 128,
     ids = tokenize(tokenizer, texts, max_length)
     out = torch.empty(len(ids), encoder.dim)
     batches = length_batches([len(x) for x in ids], batch_size)
-    for batch in tqdm(batches, desc="features", disable=not progress, leave=False):
+    for batch in progress_of(batches, "features", progress):
         input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id, device)
         out[batch] = encoder(input_ids, mask).float().cpu()
     return out

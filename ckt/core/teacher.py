@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from ..data.cache import build_once, cached_tensors, hash_key, texts_key
 from ..errors import ModelError
 from ..paths import subdir
 from .features import POOLING, length_batches, pad_batch, shuffled_length_batches, tokenize
 from .models import Classifier, Encoder, fingerprint, load_backbone, save_json
+from .progress import progress as progress_of
 from .seeding import seed_everything
 
 
@@ -75,7 +75,7 @@ def fine_tune(spec: TeacherSpec, texts: list[str], labels: list[int], progress: 
     start, losses = time.perf_counter(), []
     for epoch in range(spec.epochs):
         batches = shuffled_length_batches([len(x) for x in ids], spec.batch_size, gen)
-        for batch in tqdm(batches, desc=f"teacher epoch {epoch + 1}", disable=not progress, leave=False):
+        for batch in progress_of(batches, f"teacher epoch {epoch + 1}", progress):
             input_ids, mask = pad_batch([ids[i] for i in batch], tokenizer.pad_token_id)
             loss = F.cross_entropy(model(input_ids, mask), y[batch])
             opt.zero_grad(set_to_none=True)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..config import Config
 from ..errors import ConfigError, TrainingDiverged
@@ -27,6 +26,7 @@ from .distributed import data_parallel, shard
 from .features import pad_batch, shuffled_length_batches, tokenize
 from .losses import KD_FORMS, grad_norm_penalty, noise_robust_loss, smart_loss, total_loss
 from .perturb import PerturbSpec, fgsm_step, make_delta
+from .progress import progress as progress_of
 from .seeding import seed_everything
 from .student import trainable
 
@@ -154,7 +154,7 @@ def fit(student, cfg: Config, *, y: torch.Tensor, teacher_logits: torch.Tensor, 
     ids = tokenize(student.tokenizer, texts, cfg.max_length) if student.mode != "feature" else None
     objective, rank, size = data_parallel(student, loss_terms, cfg, spec)  # DDP under torchrun
     start = time.perf_counter()
-    for _epoch in tqdm(range(cfg.epochs), desc=f"{cfg.regime} seed {seed}", disable=not progress, leave=False):
+    for _epoch in progress_of(range(cfg.epochs), f"{cfg.regime} seed {seed}", progress):
         batches = (feature_batches(x, y, t, cfg.batch_size, gen, device) if ids is None else
                    token_batches(ids, student.tokenizer.pad_token_id, y, t, cfg.batch_size, gen, device))
         sums: dict[str, float] = {}

@@ -19,9 +19,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ..config import Config
+from ..core.progress import progress as progress_of
 from ..data.cache import atomic_path, hash_key, library_versions, locked
 from ..errors import DataError
 from ..paths import book_results_dir
@@ -166,7 +166,7 @@ def run_sweep(points: Iterable[tuple[Mapping, Config]], table: str | Path, progr
     jobs = [(labels, cfg, seed, run_id(cfg, seed)) for labels, cfg in points for seed in cfg.seeds]
     elsewhere = _rows_in_sibling_tables(Path(table), {rid for *_, rid in jobs} - have)
     preps: dict[str, Prepared] = {}
-    for labels, cfg, seed, rid in tqdm(jobs, desc="sweep", disable=not progress):
+    for labels, cfg, seed, rid in progress_of(jobs, "sweep", progress):
         if rid in have:
             continue
         if rid in elsewhere:  # the same run, already made for another chapter

@@ -1,0 +1,47 @@
+"""One progress display for every long loop of ckt (sweeps, the teacher, features, training).
+
+:func:`progress` wraps an iterable:
+
+- where someone watches — a terminal, or a notebook kernel that someone runs by hand — it is ``tqdm.auto``'s
+  bar (a widget in Jupyter where ipywidgets is installed, text otherwise);
+- in a log — ``make book`` (``$CKT_BOOK_BUILD``) or any stderr that is not a terminal outside a kernel — it
+  prints one line per tenth of the loop, ``desc: i/n (s)``, so a log file reads line by line instead of holding
+  carriage-return bars. The lines go to the process's own stderr (``sys.__stderr__``): in a notebook kernel that
+  ``make book`` runs, that is the build's log, so the page never shows them;
+- disabled, it is the iterable itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+BOOK_BUILD_ENV = "CKT_BOOK_BUILD"
+
+
+def progress(iterable: Iterable, desc: str, enabled: bool = True, total: int | None = None):
+    """``iterable`` with the progress display of the module docstring."""
+    if not enabled:
+        return iterable
+    if os.environ.get(BOOK_BUILD_ENV) or not (sys.stderr.isatty() or _in_kernel()):
+        return _lines(iterable, desc, total)
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def _in_kernel() -> bool:
+    return "ipykernel" in sys.modules
+
+
+def _lines(iterable: Iterable, desc: str, total: int | None) -> Iterator:
+    n = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+    every = max(1, (n or 0) // 10)
+    start = time.perf_counter()
+    for i, item in enumerate(iterable, 1):
+        yield item
+        if n and (i % every == 0 or i == n):
+            print(f"{desc}: {i}/{n} ({time.perf_counter() - start:.0f} s)", file=sys.__stderr__ or sys.stderr,
+                  flush=True)
