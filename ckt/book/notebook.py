@@ -339,7 +339,7 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
     with collapsed runs is marked with a red ✕ (legend entry :data:`COLLAPSED`)."""
     s = summary.sort_values(x)
     mean = s[f"{metric}_mean"]
-    line, = ax.plot(s[x], mean, marker="o", label=label or metric, **kw)
+    line, = ax.plot(s[x], mean, label=label or metric, **kw)  # the marker comes with the colour (theme)
     ax.fill_between(s[x], s[f"{metric}_lo"].fillna(mean), s[f"{metric}_hi"].fillna(mean), alpha=0.2,
                     color=line.get_color())
     down = s[s["collapsed"].fillna(0) > 0] if "collapsed" in s else s.iloc[:0]
@@ -349,8 +349,24 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
                    label="_" + COLLAPSED if marked else COLLAPSED)
 
 
-REGIME_COLOURS = {r: f"C{i}" for i, r in enumerate(
-    ["ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg"])}  # one colour per regime
+# Okabe & Ito's colour-blind-safe palette, and one marker per colour: a line or bar differs without colour too.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+HATCHES = ("", "//", "\\\\", "..", "oo", "++", "--", "||")
+REGIMES = ["ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg"]
+REGIME_COLOURS = dict(zip(REGIMES, OKABE_ITO))  # one colour, one marker, one hatch per regime
+REGIME_HATCHES = dict(zip(REGIMES, HATCHES))
+
+
+def theme() -> None:
+    """The book's look in every chapter: seaborn's whitegrid, and matplotlib's cycle of :data:`OKABE_ITO` colours
+    each with its own marker (:data:`MARKERS`), so the n-th line of a plot has the n-th colour and marker."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from cycler import cycler
+
+    sns.set_theme(style="whitegrid", context="notebook", palette=list(OKABE_ITO))
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(OKABE_ITO)) + cycler(marker=list(MARKERS))
 
 
 def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list | None = None) -> None:
@@ -365,8 +381,9 @@ def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list 
                [s.loc[g, f"{m}_hi"] - s.loc[g, f"{m}_mean"] for m in metrics]]
         down = "collapsed" in s and s.loc[g, "collapsed"] > 0
         ax.bar(np.arange(len(metrics)) + (i - (len(order) - 1) / 2) * width, means, width, yerr=np.nan_to_num(err),
-               label=f"{g} (collapsed)" if down else g, color=REGIME_COLOURS.get(g), capsize=2,
-               hatch="xx" if down else None, edgecolor="black" if down else None)
+               label=f"{g} (collapsed)" if down else g, color=REGIME_COLOURS.get(g, OKABE_ITO[i % len(OKABE_ITO)]),
+               capsize=2, hatch="xx" if down else REGIME_HATCHES.get(g, HATCHES[i % len(HATCHES)]) or None,
+               edgecolor="black")
     ax.set_xticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
 
 

@@ -17,6 +17,7 @@ from ..llm.judge import human_agreement
 from ..verdicts import claim_row, compare, interval, score_range
 from ..verdicts.budget import admissibility, pick_by_budget, prompt_interval
 from ..verdicts.correction import corrected_interval
+from .notebook import MARKERS, OKABE_ITO
 
 METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
 KEEPS = ("over_refusal", "helpfulness_loglik", "sentiment_accuracy")  # "ability kept": equivalence
@@ -196,8 +197,6 @@ def patch_claims(res, seeds: Sequence[int], detach_diff: float) -> tuple[list[di
 
 
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442")  # colour-blind safe
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 
 def fronts_figure(val: pd.DataFrame):
