@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import REGIMES as CONFIG_REGIMES
 from ..config import Config, suggest
 from ..errors import ConfigError, SolutionContradicted
 from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
@@ -353,7 +354,7 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HATCHES = ("", "//", "\\\\", "..", "oo", "++", "--", "||")
-REGIMES = ["ce", "kd", "adv", "smart", "ckt", "ckt-no-kd", "ckt-no-nr", "ckt-no-reg"]
+REGIMES = list(CONFIG_REGIMES)  # ckt.config.REGIMES, in its order
 REGIME_COLOURS = dict(zip(REGIMES, OKABE_ITO))  # one colour, one marker, one hatch per regime
 REGIME_HATCHES = dict(zip(REGIMES, HATCHES))
 
