@@ -159,3 +159,44 @@ def test_l2_pgd_start_is_unchanged_uniform_radius_times_a_gaussian_direction():
     torch.rand(3, generator=gen)
     assert torch.equal(d, u * gaussian_delta(x, eps, "l2", gen))  # the expression pgd_delta ran before the fix
     assert torch.allclose(d, u * eps * g / g.norm(dim=1, keepdim=True), atol=1e-7)  # which is u·ε·g/‖g‖₂
+
+
+# --- the registry: a kind is declared once -----------------------------------------------------------------------
+
+def test_every_registered_kind_makes_a_detached_delta_inside_the_ball():
+    """Each name in the registry is tied to an implementation that keeps ‖δ‖ ≤ ε (L2 and L∞) and needs a loss
+    exactly when it says so."""
+    from ckt.core.perturb import KINDS, PerturbSpec, make_delta
+
+    x = torch.randn(5, 7)
+    loss_fn = lambda z: (z ** 2).sum()  # noqa: E731
+    for name, kind in KINDS.items():
+        for norm in ("l2", "linf"):
+            delta = make_delta(PerturbSpec(name, 0.3, norm, steps=2), x, loss_fn, torch.Generator().manual_seed(0))
+            size = delta.flatten(1).norm(dim=1) if norm == "l2" else delta.abs().flatten(1).amax(dim=1)
+            assert not delta.requires_grad and bool((size <= 0.3 + 1e-5).all()), (name, norm)
+        if kind.needs_loss:
+            with pytest.raises(ConfigError, match=f"perturbation '{name}' needs a loss to ascend"):
+                make_delta(PerturbSpec(name, 0.3), x)
+
+
+def test_a_new_kind_is_one_registry_entry_and_the_config_accepts_it(monkeypatch):
+    """Registering 'half-sign' (ε/2 · sign(x)) is all it takes: Config(perturb='half-sign') validates, the error
+    text and `ckt params` list it, and make_delta dispatches to it."""
+    from ckt.config import Config, describe
+    from ckt.core import perturb
+
+    monkeypatch.setattr(perturb, "KINDS", dict(perturb.KINDS))  # the test's entry leaves with the test
+
+    @perturb.register("half-sign", "ε/2 times the sign of x")
+    def _half(spec, x, loss_fn=None, generator=None, mask=None):
+        return 0.5 * spec.eps * x.sign()
+
+    assert Config(perturb="half-sign").perturb == "half-sign"
+    assert "half-sign" in next(r for r in describe() if r["name"] == "perturb")["valid"]
+    delta = perturb.make_delta(perturb.PerturbSpec("half-sign", 0.2, "linf"), torch.tensor([[-3.0, 2.0]]))
+    assert torch.equal(delta, torch.tensor([[-0.1, 0.1]]))  # 0.5 · 0.2 · ±1, in float32
+    with pytest.raises(ValueError, match="^perturbation 'half-sign' is registered twice$"):
+        perturb.register("half-sign", "again")(_half)
+    with pytest.raises(ConfigError, match="half-sign"):
+        Config(perturb="bogus")

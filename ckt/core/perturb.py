@@ -23,7 +23,6 @@ import torch
 
 from ..errors import ConfigError
 
-KINDS = ("none", "gaussian", "fgsm", "pgd")
 NORMS = ("l2", "linf")
 _TINY = 1e-12
 
@@ -134,15 +133,62 @@ def pgd_delta(loss_fn: Callable, x: torch.Tensor, spec: PerturbSpec, generator: 
     return delta.detach()
 
 
+# --- the registry: every kind of δ, declared once --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One kind of δ: ``make(spec, x, loss_fn, generator, mask) -> δ``, whether it ascends a loss, its help."""
+
+    make: Callable[..., torch.Tensor]
+    needs_loss: bool
+    help: str
+
+
+KINDS: dict[str, Perturbation] = {}  # name -> kind; Config's `perturb` choices and its help are read from here
+
+
+def register(name: str, help: str, needs_loss: bool = False):  # noqa: A002 - the field's own word
+    """Declare a kind of δ under ``name``: the decorated function is its ``make``. A new kind is one entry here;
+    ``Config(perturb=name)``, its error text and ``ckt params`` pick it up."""
+    def add(make: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in KINDS:
+            raise ValueError(f"perturbation '{name}' is registered twice")
+        KINDS[name] = Perturbation(make, needs_loss, help)
+        return make
+    return add
+
+
+@register("none", "no perturbation, δ = 0")
+def _none(spec, x, loss_fn=None, generator=None, mask=None):
+    return torch.zeros_like(x)
+
+
+@register("gaussian", "a random direction on the ε-sphere (no gradient)")
+def _gaussian(spec, x, loss_fn=None, generator=None, mask=None):
+    return gaussian_delta(x, spec.eps, spec.norm, generator, mask)
+
+
+@register("fgsm", "one ascent step of size ε along the loss gradient (Goodfellow et al. 2015)", needs_loss=True)
+def _fgsm(spec, x, loss_fn, generator=None, mask=None):
+    return fgsm_delta(loss_fn, x, spec.eps, spec.norm, mask)
+
+
+@register("pgd", "random start, pgd_steps projected ascent steps (Madry et al. 2018)", needs_loss=True)
+def _pgd(spec, x, loss_fn, generator=None, mask=None):
+    return pgd_delta(loss_fn, x, spec, generator, mask)
+
+
 def make_delta(spec: PerturbSpec, x: torch.Tensor, loss_fn: Callable | None = None,
                generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """δ of the kind in ``spec`` for input x; ``loss_fn(x + δ)`` is the loss to ascend (FGSM/PGD)."""
-    if spec.kind == "none" or spec.eps == 0:
+    """δ of the kind in ``spec`` (:data:`KINDS`) for input x; ``loss_fn(x + δ)`` is the loss to ascend."""
+    kind = KINDS[spec.kind]
+    if spec.eps == 0:
         return torch.zeros_like(x).detach()
-    if spec.kind == "gaussian":
-        return gaussian_delta(x, spec.eps, spec.norm, generator, mask)
-    if loss_fn is None:
+    if kind.needs_loss and loss_fn is None:
         raise ConfigError(f"perturbation '{spec.kind}' needs a loss to ascend: pass loss_fn")
-    if spec.kind == "fgsm":
-        return fgsm_delta(loss_fn, x, spec.eps, spec.norm, mask)
-    return pgd_delta(loss_fn, x, spec, generator, mask)
+    return kind.make(spec, x, loss_fn, generator, mask).detach()
+
+
+def training_kinds() -> tuple[str, ...]:
+    """The kinds a training run may choose (``Config.perturb``): all but 'none' (the regimes switch δ off)."""
+    return tuple(k for k in KINDS if k != "none")
