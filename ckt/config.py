@@ -22,13 +22,9 @@ import yaml
 from .data.benchmark import DOMAINS
 from .errors import ConfigError
 
-
-def _perturbations() -> tuple[str, ...]:
-    """The training perturbations, read from their registry (``ckt.core.perturb.KINDS``) when first checked."""
-    from .core.perturb import training_kinds
-
-    return training_kinds()
-
+# The training perturbations: the names of ckt.core.perturb's registry less 'none' (config sits below core, so the
+# names are written here too; tests/test_perturb.py ties the two).
+PERTURBATIONS = ("gaussian", "fgsm", "pgd")
 
 REGIMES = {
     # name: (use KD, use perturbed CE, use gradient penalty, SMART smoothness)
@@ -119,7 +115,7 @@ class Config:
     max_grad_norm: float = _student(1.0, "gradient clipping threshold (0 = off)", range=(0.0, INF))
     precision: str = _student("fp32", "autocast precision (fp16 only on CUDA)", choices=("fp32", "bf16", "fp16"))
     # --- the training perturbation ---
-    perturb: str = _perturb("pgd", "training perturbation δ", choices=_perturbations)
+    perturb: str = _perturb("pgd", "training perturbation δ", choices=PERTURBATIONS)
     eps: float = _perturb(0.1, "perturbation radius ε, ‖δ‖ ≤ ε (features are unit-norm)", range=(0.0, 10.0))
     norm: str = _perturb("l2", "norm of the ε-ball", choices=("l2", "linf"))
     pgd_steps: int = _perturb(3, "PGD ascent steps", range=(1, 100))
@@ -327,7 +323,7 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
     allowed = _TYPES[kind]
     if (isinstance(value, bool) and kind != "bool") or not isinstance(value, allowed):
         raise ConfigError(f"{f.name}={value!r} must be a {kind}: {f.metadata['help']} ({_valid_text(f)})")
-    lo_hi, choices, each = f.metadata["range"], _choices(f), f.metadata["each"]
+    lo_hi, choices, each = f.metadata["range"], f.metadata["choices"], f.metadata["each"]
     if lo_hi is not None and not (lo_hi[0] <= value <= lo_hi[1]):
         raise ConfigError(f"{f.name}={value!r} is out of range: {f.metadata['help']} must be {_valid_text(f)}")
     if choices is not None and value not in choices:
@@ -342,18 +338,12 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
             raise ConfigError(f"{f.name} has unknown value {item!r}: choose from {', '.join(each)}")
 
 
-def _choices(f: dataclasses.Field):
-    """A field's choices: a tuple, or a function that reads them from a registry (e.g. the perturbation kinds)."""
-    choices = f.metadata["choices"]
-    return choices() if callable(choices) else choices
-
-
 def _valid_text(f: dataclasses.Field) -> str:
     m = f.metadata
     if m["range"] is not None:
         return f"in [{m['range'][0]}, {m['range'][1]}]"
     if m["choices"] is not None:
-        return "one of " + ", ".join(_choices(f))
+        return "one of " + ", ".join(m["choices"])
     if m["each"] is not None:
         each = m["each"]
         if isinstance(each, range):

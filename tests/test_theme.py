@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ckt.book import notebook as nb
+from ckt.book import style
 
 matplotlib.use("Agg")
 
@@ -16,9 +17,9 @@ def test_each_line_gets_the_next_colour_and_its_own_marker():
     nb.theme()
     fig, ax = plt.subplots()
     lines = [ax.plot([0, 1], [i, i])[0] for i in range(3)]
-    assert [matplotlib.colors.to_hex(line.get_color()) for line in lines] == [c.lower() for c in nb.OKABE_ITO[:3]]
-    assert [line.get_marker() for line in lines] == list(nb.MARKERS[:3])
-    assert len(set(nb.OKABE_ITO)) == len(nb.OKABE_ITO) == len(set(nb.MARKERS)) == len(nb.REGIMES)
+    assert [matplotlib.colors.to_hex(line.get_color()) for line in lines] == [c.lower() for c in style.OKABE_ITO[:3]]
+    assert [line.get_marker() for line in lines] == list(style.MARKERS[:3])
+    assert len(set(style.OKABE_ITO)) == len(style.OKABE_ITO) == len(set(style.MARKERS)) == len(style.REGIMES)
     plt.close(fig)
 
 
@@ -30,7 +31,7 @@ def test_bars_give_each_regime_its_colour_and_hatch():
     fig, ax = plt.subplots()
     nb.bars(ax, summary, "regime", ["acc"])
     ce, ckt = ax.patches
-    assert matplotlib.colors.to_hex(ce.get_facecolor()) == nb.REGIME_COLOURS["ce"].lower()
-    assert (ce.get_hatch() or "", ckt.get_hatch()) == (nb.REGIME_HATCHES["ce"], nb.REGIME_HATCHES["ckt"])
-    assert nb.REGIME_HATCHES["ce"] != nb.REGIME_HATCHES["ckt"] and np.isclose(ckt.get_height(), 82.0)
+    assert matplotlib.colors.to_hex(ce.get_facecolor()) == style.REGIME_COLOURS["ce"].lower()
+    assert (ce.get_hatch() or "", ckt.get_hatch()) == (style.REGIME_HATCHES["ce"], style.REGIME_HATCHES["ckt"])
+    assert style.REGIME_HATCHES["ce"] != style.REGIME_HATCHES["ckt"] and np.isclose(ckt.get_height(), 82.0)
     plt.close(fig)

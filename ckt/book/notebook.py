@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import REGIMES as CONFIG_REGIMES
 from ..config import Config, suggest
 from ..errors import ConfigError, SolutionContradicted
 from ..paths import RESULTS_ENV, default_results_dir  # noqa: F401 - RESULTS_ENV: re-exported
 from .chapters import CHAPTERS, Knob
 from .colab import DEVICE_ENV
+from .style import OKABE_ITO, REGIME_COLOURS, REGIME_HATCHES, theme  # noqa: F401 - nb.theme()
 
 
 def _injected_names(namespace: dict) -> set[str] | None:
@@ -350,26 +350,6 @@ def plot_ci(ax, summary: pd.DataFrame, x: str, metric: str, label: str | None = 
                    label="_" + COLLAPSED if marked else COLLAPSED)
 
 
-# Okabe & Ito's colour-blind-safe palette, and one marker per colour: a line or bar differs without colour too.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#000000")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-HATCHES = ("", "//", "\\\\", "..", "oo", "++", "--", "||")
-REGIMES = list(CONFIG_REGIMES)  # ckt.config.REGIMES, in its order
-REGIME_COLOURS = dict(zip(REGIMES, OKABE_ITO))  # one colour, one marker, one hatch per regime
-REGIME_HATCHES = dict(zip(REGIMES, HATCHES))
-
-
-def theme() -> None:
-    """The book's look in every chapter: seaborn's whitegrid, and matplotlib's cycle of :data:`OKABE_ITO` colours
-    each with its own marker (:data:`MARKERS`), so the n-th line of a plot has the n-th colour and marker."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from cycler import cycler
-
-    sns.set_theme(style="whitegrid", context="notebook", palette=list(OKABE_ITO))
-    plt.rcParams["axes.prop_cycle"] = cycler(color=list(OKABE_ITO)) + cycler(marker=list(MARKERS))
-
-
 def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list | None = None) -> None:
     """Grouped bars of ``mean`` with the 95% interval of :func:`intervals` as error bars (one colour per regime);
     a group with collapsed runs is hatched and labelled "(collapsed)"."""
@@ -383,7 +363,7 @@ def bars(ax, summary: pd.DataFrame, group: str, metrics: list[str], order: list 
         down = "collapsed" in s and s.loc[g, "collapsed"] > 0
         ax.bar(np.arange(len(metrics)) + (i - (len(order) - 1) / 2) * width, means, width, yerr=np.nan_to_num(err),
                label=f"{g} (collapsed)" if down else g, color=REGIME_COLOURS.get(g, OKABE_ITO[i % len(OKABE_ITO)]),
-               capsize=2, hatch="xx" if down else REGIME_HATCHES.get(g, HATCHES[i % len(HATCHES)]) or None,
+               capsize=2, hatch="xx" if down else REGIME_HATCHES.get(g) or None,
                edgecolor="black")
     ax.set_xticks(range(len(metrics)), [m.replace("_", " ") for m in metrics])
 

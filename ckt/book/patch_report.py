@@ -17,7 +17,7 @@ from ..llm.judge import human_agreement
 from ..verdicts import claim_row, compare, interval, score_range
 from ..verdicts.budget import admissibility, pick_by_budget, prompt_interval
 from ..verdicts.correction import corrected_interval
-from .notebook import MARKERS, OKABE_ITO
+from .style import MARKERS, OKABE_ITO
 
 METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik", "sentiment_accuracy")
 KEEPS = ("over_refusal", "helpfulness_loglik", "sentiment_accuracy")  # "ability kept": equivalence
