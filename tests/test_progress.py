@@ -10,24 +10,24 @@ def test_disabled_is_the_iterable_itself():
     assert progress(items, "x", enabled=False) is items
 
 
-def test_in_a_log_every_tenth_is_one_line(monkeypatch, capfd):
+def test_in_a_log_every_tenth_is_one_line(monkeypatch, capsys):
     """20 items: a line at 2, 4, …, 20 (10 lines); 25 items: every 2 → 2, 4, …, 24 and the last, 25 (13 lines)."""
     monkeypatch.setenv(BOOK_BUILD_ENV, "1")
     assert list(progress(range(20), "sweep")) == list(range(20))
-    err = capfd.readouterr().err
+    err = capsys.readouterr().err
     assert "\r" not in err  # lines, not a redrawn bar
     lines = err.splitlines()
     assert [re.match(r"^sweep: (\d+)/20 \(\d+ s\)$", line).group(1) for line in lines] == [
         str(i) for i in range(2, 21, 2)]
     list(progress(iter(range(25)), "t", total=25))
-    counts = [int(re.match(r"^t: (\d+)/25", line).group(1)) for line in capfd.readouterr().err.splitlines()]
+    counts = [int(re.match(r"^t: (\d+)/25", line).group(1)) for line in capsys.readouterr().err.splitlines()]
     assert counts == [*range(2, 25, 2), 25]
 
 
-def test_an_unsized_loop_in_a_log_prints_nothing_and_yields_everything(monkeypatch, capfd):
+def test_an_unsized_loop_in_a_log_prints_nothing_and_yields_everything(monkeypatch, capsys):
     monkeypatch.setenv(BOOK_BUILD_ENV, "1")
     assert list(progress(iter("abc"), "x")) == ["a", "b", "c"]
-    assert capfd.readouterr().err == ""
+    assert capsys.readouterr().err == ""
 
 
 def test_a_terminal_gets_tqdm(monkeypatch):
@@ -37,3 +37,13 @@ def test_a_terminal_gets_tqdm(monkeypatch):
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     bar = progress(range(3), "x")
     assert isinstance(bar, tqdm) and list(bar) == [0, 1, 2]
+
+
+def test_a_kernel_that_make_book_runs_shows_nothing(monkeypatch):
+    """Whatever a kernel writes to stderr lands on the page: under make book a kernel's loops stay silent."""
+    import sys
+
+    monkeypatch.setenv(BOOK_BUILD_ENV, "1")
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # any module object: "a kernel is running"
+    items = [1, 2]
+    assert progress(items, "x") is items

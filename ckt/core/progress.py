@@ -4,10 +4,11 @@
 
 - where someone watches — a terminal, or a notebook kernel that someone runs by hand — it is ``tqdm.auto``'s
   bar (a widget in Jupyter where ipywidgets is installed, text otherwise);
-- in a log — ``make book`` (``$CKT_BOOK_BUILD``) or any stderr that is not a terminal outside a kernel — it
-  prints one line per tenth of the loop, ``desc: i/n (s)``, so a log file reads line by line instead of holding
-  carriage-return bars. The lines go to the process's own stderr (``sys.__stderr__``): in a notebook kernel that
-  ``make book`` runs, that is the build's log, so the page never shows them;
+- in a log — ``make book``'s own process (``$CKT_BOOK_BUILD``), or any stderr that is not a terminal outside a
+  kernel — it prints one line per tenth of the loop, ``desc: i/n (s)``, so a log file reads line by line instead
+  of holding carriage-return bars;
+- in a notebook kernel that ``make book`` runs, nothing: a kernel hands everything written to stderr to the page
+  (the build logs each chapter's start and end, and what the LLM chapters print, instead);
 - disabled, it is the iterable itself.
 """
 
@@ -23,7 +24,7 @@ BOOK_BUILD_ENV = "CKT_BOOK_BUILD"
 
 def progress(iterable: Iterable, desc: str, enabled: bool = True, total: int | None = None):
     """``iterable`` with the progress display of the module docstring."""
-    if not enabled:
+    if not enabled or (os.environ.get(BOOK_BUILD_ENV) and _in_kernel()):
         return iterable
     if os.environ.get(BOOK_BUILD_ENV) or not (sys.stderr.isatty() or _in_kernel()):
         return _lines(iterable, desc, total)
@@ -43,5 +44,4 @@ def _lines(iterable: Iterable, desc: str, total: int | None) -> Iterator:
     for i, item in enumerate(iterable, 1):
         yield item
         if n and (i % every == 0 or i == n):
-            print(f"{desc}: {i}/{n} ({time.perf_counter() - start:.0f} s)", file=sys.__stderr__ or sys.stderr,
-                  flush=True)
+            print(f"{desc}: {i}/{n} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
