@@ -65,6 +65,9 @@ FAULTS = [
     ("<table><tr><td> NaN </td></tr></table>", "NaN in a table"),
     ("<p>&lt;pandas.core.frame.DataFrame object at 0x7f3a2c1d0e50&gt;</p>", "Python object repr"),
     ("<p>&lt;ckt.config.Config object&gt;</p>", "Python object repr"),
+    ("<pre>/tmp/ipykernel_1/33.py:6: Pandas4Warning: 'str' is not supported as a fill value</pre>",
+     "warning output"),
+    ("<pre>modeling_utils.py:3303: FutureWarning: `is_gradient_checkpointing` is deprecated</pre>", "warning output"),
 ]
 
 

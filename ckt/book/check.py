@@ -38,6 +38,8 @@ PROBLEMS = {
     "NaN in a table": re.compile(r"<td>\s*nan\s*</td>", re.IGNORECASE),
     # e.g. a string glued as Markdown but pasted with {glue:text}: the reader sees a Python repr
     "Python object repr": re.compile(r"&lt;[\w.]+ object(?: at 0x[0-9a-f]+)?&gt;"),
+    # a warning printed into an output, as warnings.formatwarning writes it: "file.py:6: FutureWarning: ..."
+    "warning output": re.compile(r":\d+: [A-Z]\w*Warning: "),
 }
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
