@@ -260,8 +260,10 @@ def main(argv=None) -> int:
               flush=True)
         # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        timings.append((f"notebook {name}", time.perf_counter() - t,
-                        f"executed, peak kernel RSS so far {rss:.2f} GiB" if ran else "up to date"))
+        took, budget = time.perf_counter() - t, CHAPTERS[name].budget_minutes
+        against = f"; budget {budget:g} min{' — over' if took > 60 * budget else ''}" if ran and budget else ""
+        timings.append((f"notebook {name}", took,
+                        f"executed, peak kernel RSS so far {rss:.2f} GiB{against}" if ran else "up to date"))
     if not args.no_html:
         t = time.perf_counter()
         (root / "book" / "executed" / "parameters.md").write_text(parameters_page(), encoding="utf-8")

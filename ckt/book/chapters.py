@@ -62,6 +62,7 @@ class Chapter:
     rerun_box: bool = True
     source: Path | None = None  # the MyST notebook; default notebooks/<name>.md
     scales: dict[str, Scale] = field(default_factory=dict)  # named parameter sets besides the defaults
+    budget_minutes: float | None = None  # DESIGN's cold-build budget on 2 CPU cores, printed by make book
 
     @property
     def path(self) -> Path:
@@ -97,7 +98,7 @@ def grid(default: list, help: str, lo: float, hi: float) -> Knob:  # noqa: A002 
 
 def chapter(name: str, title: str, part: str, *, seeds: int = 3, smoke: dict | None = None, exercises: str = "",
             rerun_box: bool = True, source: str | Path | None = None, scales: dict[str, Scale] | None = None,
-            **knobs: Knob) -> Chapter:
+            budget_minutes: float | None = None, **knobs: Knob) -> Chapter:
     """Declare a chapter (every chapter has a ``seeds`` knob first, ``0 .. seeds-1`` by default). ``scales`` names
     parameter sets besides the defaults and the classroom set (e.g. ``"paper"``: the papers' protocol in full, for a
     GPU); the rerun box prints each as a command."""
@@ -105,7 +106,7 @@ def chapter(name: str, title: str, part: str, *, seeds: int = 3, smoke: dict | N
         raise ValueError(f"chapter {name}: part {part!r} is not one of {list(PARTS)}")
     seeds_knob = Knob(list(range(seeds)), SEEDS_HELP, each=(0, 2**31 - 1))
     CHAPTERS[name] = Chapter(name, title, part, {"seeds": seeds_knob, **knobs}, smoke or {}, exercises, rerun_box,
-                             Path(source) if source else None, scales or {})
+                             Path(source) if source else None, scales or {}, budget_minutes)
     return CHAPTERS[name]
 
 
@@ -212,7 +213,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
         push_grid=grid([0.0, 0.5, 1.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),
-        scales={"paper": Scale(PAPER_ABOUT, {**PAPER_LLM, "llm_seeds": PAPER_SEEDS})},
+        budget_minutes=20, scales={"paper": Scale(PAPER_ABOUT, {**PAPER_LLM, "llm_seeds": PAPER_SEEDS})},
         llm_seeds=Knob([0, 1], "seeds of the LLM fine-tunes (each draws its own mixes, selection and batches)",
                        each=(0, 2**31 - 1)),
         lora_lrs=patch_grid(),
@@ -233,6 +234,7 @@ chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Expe
                "lora_lrs": [4e-4], "lora_ratios": [0.0, 1.0], "full_lrs": [1e-5], "ratios": [0.0, 4.0],
                "seeds": [0, 1]},
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
+        budget_minutes=20,
         scales={"paper": Scale(PAPER_ABOUT, {**PAPER_LLM, "seeds": PAPER_SEEDS, "full_lrs": [3e-6, 1e-5, 3e-5],
                                              "ratios": [0.0, 1.0, 4.0]})},
         lora_lrs=patch_grid(),
