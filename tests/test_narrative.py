@@ -49,7 +49,7 @@ def test_a_stale_sentence_seeded_into_a_page_is_caught():
     seeded = intro.replace("## How to read this book", "Chapters run at 4 seeds.\n\n## How to read this book")
     assert seeded != intro
     assert narrative.stale_claims(seeded) == [
-        "'4 seeds': no experiment chapter declares 4 seeds (ckt.book.chapters: [3, 5, 10]); paste "
+        "'4 seeds': no experiment chapter declares 4 seeds (ckt.book.chapters: [2, 5, 10]); paste "
         "{{ seeds_per_chapter }}"]
 
 
@@ -62,7 +62,7 @@ def test_chapter_numbers_as_ranges():
 
 def test_seeds_per_chapter_from_the_declarations(monkeypatch):
     assert narrative.seeds_per_chapter() == (
-        "10 seeds in chapters 02–05, 5 in chapter 06 (3 for its LLM fine-tunes) and 3 in chapter 07")
+        "10 seeds in chapters 02–05, 5 in chapter 06 (2 for its LLM fine-tunes) and 2 in chapter 07")
 
     def declared(name, part, seeds, **knobs):
         return Chapter(name, name, part, {"seeds": Knob(list(range(seeds)), "seeds"), **knobs})
