@@ -231,7 +231,7 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
 chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,
                "eval_sentiment": 8, "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8,
-               "lora_lrs": [4e-4], "lora_ratios": [0.0, 1.0], "full_lrs": [1e-5], "ratios": [0.0, 4.0],
+               "lora_lrs": [4e-4], "lora_ratios": [0.0], "full_lrs": [1e-5], "ratios": [0.0],
                "seeds": [0, 1]},
         exercises="the rank of a patch; which projections to adapt; full fine-tuning's step size",
         budget_minutes=20,
