@@ -18,7 +18,7 @@ def theme() -> None:
     each with its own marker (:data:`MARKERS`), so the n-th line of a plot has the n-th colour and marker."""
     import matplotlib.pyplot as plt
     import seaborn as sns
-    from cycler import cycler
+    from matplotlib import cycler  # matplotlib's own re-export of the cycler package
 
     sns.set_theme(style="whitegrid", context="notebook", palette=list(OKABE_ITO))
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(OKABE_ITO)) + cycler(marker=list(MARKERS))

@@ -34,7 +34,10 @@ def progress(iterable: Iterable, desc: str, enabled: bool = True, total: int | N
 
 
 def _in_kernel() -> bool:
-    return "ipykernel" in sys.modules
+    """Whether this process is a Jupyter kernel (IPython's shell is ipykernel's), not merely one that imported it."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _lines(iterable: Iterable, desc: str, total: int | None) -> Iterator:
