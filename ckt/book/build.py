@@ -256,11 +256,10 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         print(f"[make book] {name}: executing unless up to date", flush=True)
         ran = execute(name, root / "book" / "executed", smoke_parameters(name) if args.smoke else None, args.force)
-        print(f"[make book] {name}: {'executed' if ran else 'up to date'} in {time.perf_counter() - t:.0f} s",
-              flush=True)
+        took, budget = time.perf_counter() - t, CHAPTERS[name].budget_minutes
+        print(f"[make book] {name}: {'executed' if ran else 'up to date'} in {took:.0f} s", flush=True)
         # the kernels are child processes: the largest peak RSS of any kernel so far (Linux: KiB)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-        took, budget = time.perf_counter() - t, CHAPTERS[name].budget_minutes
         against = f"; budget {budget:g} min{' — over' if took > 60 * budget else ''}" if ran and budget else ""
         timings.append((f"notebook {name}", took,
                         f"executed, peak kernel RSS so far {rss:.2f} GiB{against}" if ran else "up to date"))

@@ -90,32 +90,37 @@ class _Images(HTMLParser):
             self.images.append((a.get("src") or "", a.get("alt")))
 
 
-def figures_without_alt(html: str) -> list[str]:
-    """The src of every figure (a png, svg or jpg ``<img>``) in ``html`` whose alt text is missing, blank, or only
-    a file name: docutils writes the image's path as ``alt`` when the source gave none (MyST-NB's cell option
-    ``mystnb: {image: {alt: …}}``, which :func:`ckt.book.sources.alt_from_captions` fills from the caption)."""
+def figure_images(html: str) -> list[tuple[str, str | None]]:
+    """(src, alt) of every figure of ``html``: an ``<img>`` of a png, svg or jpg file."""
     parser = _Images()
     parser.feed(html)
     parser.close()
+    return [(src, alt) for src, alt in parser.images if FIGURE_FILE.search(src)]
 
+
+def figures_without_alt(html: str, figures: list[tuple[str, str | None]] | None = None) -> list[str]:
+    """The src of every figure in ``html`` (or of ``figures``, already found by :func:`figure_images`) whose alt
+    text is missing, blank, or only a file name: docutils writes the image's path as ``alt`` when the source gave
+    none (MyST-NB's cell option ``mystnb: {image: {alt: …}}``, which :func:`ckt.book.sources.alt_from_captions`
+    fills from the caption)."""
     def meaningless(src: str, alt: str | None) -> bool:
         alt = (alt or "").strip()
         return not alt or alt == src or (FIGURE_FILE.search(alt) is not None and not any(c.isspace() for c in alt))
 
-    return [src for src, alt in parser.images if FIGURE_FILE.search(src) and meaningless(src, alt)]
+    return [src for src, alt in (figure_images(html) if figures is None else figures) if meaningless(src, alt)]
 
 
 def check_page(path: Path, root: Path) -> PageReport:
     html = path.read_text(encoding="utf-8", errors="replace")
     main = html.split('id="main-content"', 1)[-1]  # the chapter body, not the navigation
-    figures = len(re.findall(r"<img\b[^>]*src=\"[^\"]*\.(?:png|svg|jpg)", main))
+    figures = figure_images(main)
     problems = [name for name, rx in PROBLEMS.items() if rx.search(main)]
-    if figures_without_alt(main):
+    if figures_without_alt(main, figures):
         problems.append(NO_ALT)
     page = str(path.relative_to(root))
     if (root / "_sources" / page).with_suffix(".ipynb").is_file():
         problems += notebook_buttons(html, page)
-    return PageReport(page, figures, problems)
+    return PageReport(page, len(figures), problems)
 
 
 class _Links(HTMLParser):

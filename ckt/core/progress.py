@@ -24,9 +24,12 @@ BOOK_BUILD_ENV = "CKT_BOOK_BUILD"
 
 def progress(iterable: Iterable, desc: str, enabled: bool = True, total: int | None = None):
     """``iterable`` with the progress display of the module docstring."""
-    if not enabled or (os.environ.get(BOOK_BUILD_ENV) and _in_kernel()):
+    if not enabled:
         return iterable
-    if os.environ.get(BOOK_BUILD_ENV) or not (sys.stderr.isatty() or _in_kernel()):
+    building, kernel = bool(os.environ.get(BOOK_BUILD_ENV)), _in_kernel()
+    if building and kernel:
+        return iterable
+    if building or not (sys.stderr.isatty() or kernel):
         return _lines(iterable, desc, total)
     from tqdm.auto import tqdm
 
