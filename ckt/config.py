@@ -150,8 +150,8 @@ class Config:
                                      "optimizer steps", range=(2, 1000))
     patch_epochs: int = _llm(1, "epochs of the patch's SFT (240 pairs x 1 epoch at llm_batch 4 = 60 steps)",
                              range=(1, 100))
-    llm_batch: int = _llm(4, "pairs per optimizer step of every LLM fine-tune, the patch's and the user's (on 2 CPU "
-                          "cores a SmolLM2 step of 4 pairs costs 0.4 of a step of 8)", range=(1, 256))
+    llm_batch: int = _llm(4, "pairs per optimizer step of every LLM fine-tune, the patch's and the user's",
+                          range=(1, 256))
     val_prompts: int = _llm(64, "prompts in each validation set (harmful, benign, helpfulness, sentiment; "
                             "jailbreak: half)", range=(4, 90))
     eval_harmful: int = _llm(100, "held-out harmful prompts (HarmBench and Do-Not-Answer, half each)",

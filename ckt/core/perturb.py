@@ -144,12 +144,13 @@ class Perturbation:
     help: str
 
 
-KINDS: dict[str, Perturbation] = {}  # name -> kind; Config's `perturb` choices and its help are read from here
+KINDS: dict[str, Perturbation] = {}  # name -> kind; ckt.config.PERTURBATIONS names the training kinds (tested)
 
 
 def register(name: str, help: str, needs_loss: bool = False):  # noqa: A002 - the field's own word
-    """Declare a kind of δ under ``name``: the decorated function is its ``make``. A new kind is one entry here;
-    ``Config(perturb=name)``, its error text and ``ckt params`` pick it up."""
+    """Declare a kind of δ under ``name``: the decorated function is its ``make``, and :func:`make_delta` dispatches
+    to it. A training run may choose it once its name is also in ``ckt.config.PERTURBATIONS`` (the config sits
+    below this module; ``tests/test_perturb.py`` fails until the two agree)."""
     def add(make: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in KINDS:
             raise ValueError(f"perturbation '{name}' is registered twice")
