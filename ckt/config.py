@@ -171,8 +171,9 @@ class Config:
                               choices=("auto", "bf16", "fp32"))
     gen_tokens: int = _llm(16, "tokens generated per reply before it is judged (chapter 07 checks on validation "
                            "replies twice as long that the judge calls every reply the same)", range=(1, 512))
-    user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06; "
-                          "the scenario's setting, not tuned by any selector)", range=(1e-7, 1.0))
+    user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06 "
+                          "sets it from its knob user_lrs, searched on validation; never tuned by a selector)",
+                          range=(1e-7, 1.0))
     user_epochs: int = _llm(1, "epochs of the user's fine-tune (chapter 06)", range=(1, 100))
     # --- runtime ---
     seeds: list = _runtime([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31),

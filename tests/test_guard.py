@@ -18,6 +18,7 @@ from ckt.errors import CktError, DataError
 from ckt.experiments.sweep import save_items
 from ckt.verdicts import best_across_metrics, interior_peak, pick_on_validation
 from ckt.verdicts.budget import pick_by_budget
+from ckt.verdicts.erosion import pick_eroding
 
 matplotlib.use("Agg")
 
@@ -25,6 +26,8 @@ HELD_OUT = ["test", "shift", "heldout", "held-out"]
 PATCH = {m: np.array([v, v]) for m, v in {"refusal": 80.0, "jailbreak_refusal": 60.0, "over_refusal": 6.0,
                                          "helpfulness_loglik": -1.0}.items()}  # per validation prompt
 BASE = {"over_refusal": np.array([6.0, 6.0]), "helpfulness_loglik": np.array([-1.0, -1.0])}
+USER_FT = {2e-4: {"contaminated": {"refusal": np.zeros(30), "jailbreak_refusal": np.zeros(10)},
+                  "oracle": {"refusal": np.full(30, 100.0), "jailbreak_refusal": np.full(10, 100.0)}}}
 
 
 def refused(what, source):
@@ -50,9 +53,10 @@ CHOOSERS = {
     "pick_by_budget (base)": (lambda src: pick_by_budget(Validated({"p": PATCH}, "validation"),
                                                          Validated(BASE, src))[0],
                               "a fine-tune to ship (the base model's scores)"),
+    "pick_eroding": (lambda src: pick_eroding(Validated(USER_FT, src))[0], "the user's fine-tune"),
 }
 CHOSEN = {"pick_on_validation": "b", "interior_peak": 1.0, "best_across_metrics": "ckt vs ce",
-          "pick_by_budget": "p", "pick_by_budget (base)": "p"}
+          "pick_by_budget": "p", "pick_by_budget (base)": "p", "pick_eroding": 2e-4}
 
 
 @pytest.mark.parametrize("source", HELD_OUT)
@@ -67,7 +71,8 @@ BARE = {"pick_on_validation": lambda: pick_on_validation({"a": 1.0}),
         "interior_peak": lambda: interior_peak("accuracy", [0.0, 1.0, 2.0], {0.0: 1.0, 1.0: 2.0, 2.0: 0.0}, ITEMS),
         "best_across_metrics": lambda: best_across_metrics("ckt", ARMS, {"ce": {"accuracy": 1}}, ["accuracy"]),
         "pick_by_budget": lambda: pick_by_budget({"p": PATCH}, Validated(BASE, "validation")),
-        "pick_by_budget (base)": lambda: pick_by_budget(Validated({"p": PATCH}, "validation"), BASE)}
+        "pick_by_budget (base)": lambda: pick_by_budget(Validated({"p": PATCH}, "validation"), BASE),
+        "pick_eroding": lambda: pick_eroding(USER_FT)}
 
 
 @pytest.mark.parametrize("chooser", list(CHOOSERS))

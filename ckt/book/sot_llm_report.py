@@ -27,6 +27,31 @@ ARM_NAMES = {START: "the patched start", "none": "the no-selection model", "rand
 RIVALS = ("random", "pull", "nearest-harm", "nearest-safe", "loss")  # selectors SOT must beat ("oracle" is a bound)
 
 
+def erosion_table(search) -> pd.DataFrame:
+    """The user fine-tune search (:class:`~ckt.sot_llm.study.ErosionSearch`), one row per learning rate: validation
+    refusal (%, harmful and jailbreak prompts pooled) after the contaminated and the clean-only fine-tune, the gap
+    with its one-sided 95% lower bound, and which one chapter 06 uses."""
+    return pd.DataFrame([{"user_lr": lr, "contaminated": e.contaminated, "oracle": e.oracle, "gap": e.gap,
+                          "gap_lower_95": e.gap_lower, "shows_premise": e.shows_premise, "used": lr == search.lr}
+                         for lr, e in search.checks.items()])
+
+
+def search_sentence(search) -> str:
+    """The user fine-tune search in words: each learning rate's gap and bound, the one used, and whether any
+    learning rate showed the premise."""
+    parts = [f"at a user learning rate of {lr:g} the contaminated fine-tune refuses {e.contaminated:.1f}% and the "
+             f"clean-only one {e.oracle:.1f}% (gap {e.gap:+.1f} points, lower 95% bound {e.gap_lower:+.1f})"
+             for lr, e in search.checks.items()]
+    said = "; ".join(parts)
+    if search.shows_premise:
+        return (f"{said[0].upper()}{said[1:]}. The fine-tunes below use {search.lr:g}, the gentlest learning rate at "
+                "which the harmful pairs erode refusal measurably beyond the clean part.")
+    return (f"{said[0].upper()}{said[1:]}. **No learning rate in the search makes the harmful pairs erode refusal "
+            f"measurably beyond the clean part**: the fine-tunes below use {search.lr:g}, the closest to it, and "
+            "a selector can at most bring the model back to the oracle's refusal, which the start's measurement "
+            "and the erosion verdicts below show.")
+
+
 def selection_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Harmful recall and the kept share per embedding, reference and selector: mean and 95% interval over seeds."""
     out = []

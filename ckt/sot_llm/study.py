@@ -1,6 +1,10 @@
 """SOT's headline experiment (chapter 06): a user fine-tunes a safety-patched LLM on contaminated data.
 
-For each seed, :func:`run_user_finetunes`
+First, :func:`erosion_search` chooses the user's learning rate on a validation mix and the validation
+prompts: the gentlest at which the harmful pairs erode refusal measurably beyond what the mix's clean part
+does (:mod:`ckt.verdicts.erosion`), so that the fine-tunes below can show what a selector is for.
+
+Then, for each seed, :func:`run_user_finetunes`
 
 1. draws a validation mix and the user's (test) mix (:func:`ckt.sot_llm.mix.llm_mix`: Alpaca pairs with
    ``rate`` harmful request → compliant answer pairs, and the two references);
@@ -19,21 +23,87 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from ..data.guard import Validated
 from ..llm.measure import Measurement, helpfulness_loglik, measure
 from ..llm.runcache import FINETUNES, base_measurement, cached_measurement, measurement_key
 from ..llm.runtime import measured_as, release_memory, resolved, summary_line
-from ..llm.sets import ProtocolSets
+from ..llm.sets import PromptSets, ProtocolSets
 from ..sot.selection import sot_options
 from .mix import FINETUNE_ARMS, LLM_SELECTORS, finetune_sets, llm_mix, pools, selection_run
 from .user_finetune import check_user_data_disjoint, user_finetune, user_key
 
 START = "patched start"
 FT_KEYS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")  # logged per fine-tune
+SEARCH_SEED = 0  # the seed of the user fine-tune search's mix and fine-tunes (validation)
+
+
+def no_perplexity(prompts: PromptSets) -> PromptSets:
+    """The prompt sets without the perplexity texts: this chapter reports no perplexity (chapter 07 does), and
+    each of its measurements is ≈ 6 s cheaper for it."""
+    return replace(prompts, ppl_texts=())
+
+
+def measured_finetune(start, tokenizer, pairs: pd.DataFrame, cfg, seed: int, prompts: PromptSets,
+                      weights=None) -> tuple[Measurement, dict, bool]:
+    """The user's fine-tune of ``start`` on ``pairs`` measured on ``prompts``, cached by what determines it
+    (:mod:`ckt.llm.runcache`): (measurement, {"stats": training stats}, True when read from the cache)."""
+    def train_and_test():
+        model, st = user_finetune(start, tokenizer, pairs, cfg, seed, weights)
+        m = measure(measured_as(model, cfg.llm_precision), tokenizer, prompts, cfg.gen_tokens)
+        del model
+        release_memory()
+        return m, {"stats": st}
+
+    key = measurement_key(user_key(start, pairs, cfg, seed, weights), prompts, cfg.gen_tokens, cfg.llm_precision)
+    return cached_measurement(FINETUNES, key, train_and_test)
+
+
+def _done(extra: dict, hit: bool) -> str:
+    return "cached" if hit else f"{extra['stats']['train_seconds']:.0f} s training"
+
+
+@dataclass
+class ErosionSearch:
+    """The user's learning rate searched on validation, chosen by a rule such as
+    :func:`ckt.verdicts.erosion.pick_eroding`."""
+    lr: float                                    # the learning rate chapter 06's fine-tunes use
+    shows_premise: bool                          # whether the harmful pairs erode beyond the clean part at ``lr``
+    checks: dict                                 # per learning rate, in the order searched: the rule's check
+    validation: dict[tuple[float, str], Measurement]  # (lr, "contaminated" | "oracle") -> validation measurement
+    pairs: dict[str, int]                        # training pairs of each fine-tune of the search
+    seconds: float = 0.0
+
+
+def erosion_search(start, tokenizer, sets: ProtocolSets, cfg, user_lrs: Sequence[float], choose: Callable,
+                   reference: str = "cross", n_clean: int = 200, rate: float = 0.1, safe_size: int = 50,
+                   harm_size: int = 30, log: Callable[[str], None] = print) -> ErosionSearch:
+    """For each user learning rate (gentlest first), fine-tune ``start`` on a **validation** mix (seed
+    :data:`SEARCH_SEED`) and on its clean part, measure both on the validation prompts, and choose the learning
+    rate with ``choose(Validated({lr: {"contaminated": items, "oracle": items}}, "validation")) -> (lr, checks,
+    shows_premise)`` (the chapter passes :func:`ckt.verdicts.erosion.pick_eroding`; the verdicts sit above this
+    room). No selector is involved, and no held-out prompt is read."""
+    cfg = resolved(cfg, start)
+    began = time.perf_counter()
+    mix = llm_mix("val", n_clean, rate, safe_size, harm_size, reference, SEARCH_SEED)
+    data = {"contaminated": mix.pairs, "oracle": mix.pairs[~mix.contaminant].reset_index(drop=True)}
+    prompts = no_perplexity(sets.validation)
+    validation = {}
+    for lr in user_lrs:
+        for arm, pairs in data.items():
+            m, extra, hit = measured_finetune(start, tokenizer, pairs, cfg.replace(user_lr=float(lr)), SEARCH_SEED,
+                                              prompts)
+            validation[(float(lr), arm)] = m
+            log(f"search, user lr {lr:g}, {arm} ({len(pairs)} pairs, {_done(extra, hit)}): "
+                f"{summary_line(m.means(), FT_KEYS)}")
+    lr, checks, shows = choose(Validated(
+        {float(lr): {arm: validation[(float(lr), arm)].items for arm in data} for lr in user_lrs}, "validation"))
+    return ErosionSearch(lr, shows, checks, validation, {arm: len(p) for arm, p in data.items()},
+                         time.perf_counter() - began)
 
 
 @dataclass
@@ -54,7 +124,8 @@ def run_user_finetunes(start, tokenizer, sets: ProtocolSets, cfg, seeds: Sequenc
     cfg = resolved(cfg, start)
     began = time.perf_counter()
     check_user_data_disjoint(sets, {name: list(df["prompt"]) for name, df in pools().items()})
-    start_m = base_measurement(start, tokenizer, sets.heldout, cfg.gen_tokens, cfg.llm_precision)
+    heldout_prompts = no_perplexity(sets.heldout)
+    start_m = base_measurement(start, tokenizer, heldout_prompts, cfg.gen_tokens, cfg.llm_precision)
     release_memory()
     log(f"{START}: {summary_line(start_m.means(), FT_KEYS)}")
     heldout, rows, stats = {}, [], []
@@ -64,20 +135,10 @@ def run_user_finetunes(start, tokenizer, sets: ProtocolSets, cfg, seeds: Sequenc
         for arm, sel in chosen.items():
             rows.append({"arm": arm, "seed": seed, "pairs": len(sel.pairs), "keep_fraction": sel.keep_fraction,
                          "harmful_recall": sel.harmful_recall})
-
-            def train_and_test(sel=sel, seed=seed):
-                model, st = user_finetune(start, tokenizer, sel.pairs, cfg, seed, sel.weights)
-                m = measure(measured_as(model, cfg.llm_precision), tokenizer, sets.heldout, cfg.gen_tokens)
-                del model
-                release_memory()
-                return m, {"stats": st}
-
-            key = measurement_key(user_key(start, sel.pairs, cfg, seed, sel.weights), sets.heldout, cfg.gen_tokens,
-                                  cfg.llm_precision)
-            heldout[(arm, seed)], extra, hit = cached_measurement(FINETUNES, key, train_and_test)
+            heldout[(arm, seed)], extra, hit = measured_finetune(start, tokenizer, sel.pairs, cfg, seed,
+                                                                 heldout_prompts, sel.weights)
             stats.append({"arm": arm, "seed": seed, **extra["stats"]})
-            done = "cached" if hit else f"{extra['stats']['train_seconds']:.0f} s training"
-            log(f"{arm} (seed {seed}, {len(sel.pairs)} pairs, {done}): "
+            log(f"{arm} (seed {seed}, {len(sel.pairs)} pairs, {_done(extra, hit)}): "
                 f"{summary_line(heldout[(arm, seed)].means(), FT_KEYS)}")
     return UserFinetuneResult(start_m, heldout, pd.DataFrame(rows), stats, time.perf_counter() - began)
 
