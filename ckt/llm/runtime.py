@@ -56,8 +56,18 @@ def resolved(cfg, model):
 
 
 def measured_as(model, precision: str):
-    """The model in the arithmetic it is measured in: cast to bfloat16 **in place** for ``"bf16"``."""
-    return model.to(torch.bfloat16) if precision == "bf16" else model
+    """The model in the arithmetic it is measured in: for ``"bf16"`` the same model with bfloat16 parameters.
+    The cast gives each parameter a new tensor instead of writing over the old one, so a model whose weights
+    are shared (a LoRA fine-tune shares its base's, :func:`~ckt.llm.sft.sharing_weights`) leaves the other as
+    it was."""
+    if precision != "bf16":
+        return model
+    before = torch.__future__.get_overwrite_module_params_on_conversion()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        return model.to(torch.bfloat16)
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(before)
 
 
 def release_memory() -> None:

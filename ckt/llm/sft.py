@@ -84,10 +84,24 @@ def train_sft(base, tokenizer, prompts: list[str], responses: list[str], *, meth
     for 15.2 instead of 11.9 s of training — the chapter's memory budget is worth the 28%.
     """
     seed_everything(seed)
+    args = (tokenizer, prompts, responses, method, rank, targets, epochs, lr, batch_size, seed, max_length,
+            precision, weights)
+    if method == "lora":  # base's weights stay frozen under an adapter: the copy shares them (no copy, no offload)
+        return _train(sharing_weights(base), *args)
     model = copy.deepcopy(base)
     with offloaded(base):  # base's weights wait on disk while the copy trains: the peak holds one model, not two
-        return _train(model, tokenizer, prompts, responses, method, rank, targets, epochs, lr, batch_size, seed,
-                      max_length, precision, weights)
+        return _train(model, *args)
+
+
+def sharing_weights(model):
+    """A copy of ``model`` with its own modules, buffers and config whose parameters are new ``Parameter`` objects
+    holding the **same tensors** (tied weights stay tied). Wrapping the copy in an adapter, freezing or
+    unfreezing its parameters, training the adapter, or casting the copy (:func:`~ckt.llm.runtime.measured_as`
+    gives it new tensors) leaves ``model`` as it was; writing into a weight's values in place (merging an
+    adapter into it) would not, so a patch is merged into a real copy (:func:`ckt.safety_patch.merge` callers
+    deep-copy first)."""
+    memo = {id(p): torch.nn.Parameter(p.data, requires_grad=p.requires_grad) for p in model.parameters()}
+    return copy.deepcopy(model, memo)
 
 
 @contextmanager
