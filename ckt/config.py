@@ -38,7 +38,9 @@ REGIMES = {
     "ckt-no-reg": (True, True, False, False),
 }
 LLM_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-SELECTORS = ("none", "oracle", "random", "loss", "nearest", "pull", "sot")  # ckt.sot
+# the names of ckt.sot.selectors.SELECTORS (config sits below ckt.sot; tests/test_sot.py ties the two)
+SELECTORS = ("none", "oracle", "random", "loss", "nearest-safe", "nearest-harm", "pull", "sot")
+SELECTOR_BOUNDS = ("none", "oracle")  # not methods: keep everything; keep exactly the clean examples
 
 
 # The sections of the config. A run's key hashes only the sections that run uses (see

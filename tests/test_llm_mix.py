@@ -6,6 +6,7 @@ import pytest
 
 from ckt.data import Validated, check_disjoint
 from ckt.errors import ConfigError, DataError
+from ckt.sot.selectors import Inputs, selector_scores
 from ckt.sot_llm.mix import (
     KEEP_GRID,
     choose_keep_fraction,
@@ -13,7 +14,6 @@ from ckt.sot_llm.mix import (
     common_share,
     finetune_sets,
     llm_mix,
-    llm_selector_scores,
     pools,
     selection_run,
 )
@@ -66,6 +66,11 @@ def test_the_k_and_push_rules_refuse_the_users_test_mix():
     z = np.zeros((len(scores), 2))
     with pytest.raises(DataError, match="push weight was handed numbers from the heldout data"):
         choose_push(z, z, z, test.known, [1.0])
+
+
+def llm_selector_scores(name, z, safe, harm, c, rng, loglik=None):
+    """A selector's scores on an LLM mix, as the study calls it: its loss is minus the log-likelihood."""
+    return selector_scores(name, Inputs(z, safe, harm, c, rng, None if loglik is None else -np.asarray(loglik)))
 
 
 def test_selector_scores_by_hand():
@@ -147,5 +152,5 @@ def test_loss_selector_keeps_what_the_model_finds_likely_and_needs_the_log_likel
     rng = np.random.default_rng(0)
     scores = llm_selector_scores("loss", z, z, z, np.array([False, True, False]), rng, loglik=[-1.0, -4.0, -2.0])
     np.testing.assert_allclose(scores, [-1.0, -4.0, -2.0])
-    with pytest.raises(ConfigError, match="log-likelihoods"):
+    with pytest.raises(ConfigError, match="per-example losses"):
         llm_selector_scores("loss", z, z, z, np.zeros(3, bool), rng)

@@ -159,14 +159,14 @@ def test_offloaded_weights_come_back_exactly_and_tied_weights_stay_tied(tiny):
     assert model.lm_head.weight is model.model.embed_tokens.weight
 
 
-def test_a_lora_fine_tune_shares_its_bases_weights_and_leaves_the_base_as_it_was(tiny, tokenizer):
+def test_a_lora_fine_tune_shares_its_bases_weights_and_leaves_the_base_as_it_was(tiny, tokenizer, monkeypatch):
     """The LoRA path trains on a copy that shares the base's weight tensors: no second model in memory, and
     the base keeps its values, its trainable flags and (after a bfloat16 cast of the copy) its dtype."""
     import copy
 
-    from ckt.core.seeding import seed_everything
+    from ckt.llm import sft
     from ckt.llm.runtime import measured_as
-    from ckt.llm.sft import _train, sharing_weights
+    from ckt.llm.sft import sharing_weights
 
     base = copy.deepcopy(tiny)
     base.lm_head.weight = base.model.embed_tokens.weight  # tied, as in SmolLM2
@@ -181,9 +181,9 @@ def test_a_lora_fine_tune_shares_its_bases_weights_and_leaves_the_base_as_it_was
     view = sharing_weights(base)
     assert view.lm_head.weight is view.model.embed_tokens.weight  # tied weights stay tied in the copy
     # the same training as on a deep copy, number for number
-    seed_everything(0)
-    _, on_copy = _train(copy.deepcopy(base), tokenizer, prompts, replies, "lora", 4, ("q_proj", "v_proj"), 2, 1e-2,
-                        8, 0, 256, "fp32", None)
+    with monkeypatch.context() as m:
+        m.setattr(sft, "sharing_weights", copy.deepcopy)
+        _, on_copy = train_sft(base, tokenizer, prompts, replies, method="lora", rank=4, epochs=2, lr=1e-2, seed=0)
     assert (on_copy["first_loss"], on_copy["last_loss"]) == (stats["first_loss"], stats["last_loss"])
     measured_as(patch, "bf16")
     assert {p.dtype for p in base.parameters()} == {torch.float32}

@@ -136,7 +136,7 @@ def test_top_k_with_a_real_selector_keeps_k_rows(stub_world):
     from ckt.sot.selection import selected_training_set
 
     prep, cfg, _ = stub_world
-    for selector in ("loss", "nearest", "random", "sot"):
+    for selector in ("loss", "nearest-safe", "nearest-harm", "random", "sot"):
         chosen = SimpleNamespace(**{**vars(cfg), "selector": selector})
         (x, y, t, texts), record = selected_training_set(prep, chosen, 0)
         assert len(texts) == len(y) == len(x) == len(t) == 16 and record["kept"] == 16, selector

@@ -13,7 +13,7 @@ from selection_helpers import feature_of, patch_harmful_pools
 
 from ckt.config import Config
 from ckt.experiments.sweep import run_id, run_sections
-from ckt.sot import selection, weights
+from ckt.sot import selection, selectors, weights
 from ckt.sot.contamination import contaminate
 from ckt.sot.selection import lookup_rows, score_mixture, uses_selection
 
@@ -76,9 +76,9 @@ def scored_world(monkeypatch):
         w.scales.append(label_scale)
         return weights.pair_embedding(x, labels, label_scale)
 
-    def selector_scores(name, z, safe, harm, teacher_loss, contaminant, rng, **sot):
-        w.selector_calls.append(dict(name=name, z=z, safe=safe, harm=harm, sot=sot))
-        return weights.selector_scores(name, z, safe, harm, teacher_loss, contaminant, rng, **sot)
+    def selector_scores(name, inputs):
+        w.selector_calls.append(dict(name=name, z=inputs.z, safe=inputs.safe, harm=inputs.harm, sot=inputs.sot))
+        return selectors.selector_scores(name, inputs)
 
     monkeypatch.setattr(selection, "features", features)
     monkeypatch.setattr(selection, "pair_embedding", pair_embedding)

@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from ckt.data import harmful_pools
 from ckt.errors import ConfigError
 from ckt.sot.contamination import contaminate, n_contaminants
-from ckt.sot.weights import entropic_ot, pair_embedding, selection_metrics, selector_scores, sot_weights, sq_cost, top_k
+from ckt.sot.selectors import Inputs
+from ckt.sot.selectors import selector_scores as score
+from ckt.sot.weights import entropic_ot, pair_embedding, selection_metrics, sot_weights, sq_cost, top_k
+
+
+def selector_scores(name, z, safe, harm, loss, contaminant, rng, **sot):
+    return score(name, Inputs(z, safe, harm, contaminant, rng, loss, sot))
 
 
 def test_transport_of_two_points_matches_hand_solution():
@@ -100,7 +106,7 @@ def test_nearest_and_oracle_selectors_rank_as_defined():
     z = np.array([[0.0], [5.0], [1.0]])
     safe = np.array([[0.0]])
     contaminant = np.array([False, True, False])
-    nearest = selector_scores("nearest", z, safe, safe, np.zeros(3), contaminant, np.random.default_rng(0))
+    nearest = selector_scores("nearest-safe", z, safe, safe, np.zeros(3), contaminant, np.random.default_rng(0))
     assert top_k(nearest, 2).tolist() == [True, False, True]
     loss = selector_scores("loss", z, safe, safe, np.array([0.1, 2.0, 0.3]), contaminant, np.random.default_rng(0))
     assert top_k(loss, 2).tolist() == [True, False, True]
@@ -147,3 +153,40 @@ def test_contamination_needs_enough_validation_rows(splits):
 
     with pytest.raises(DataError, match="too few"):
         contaminate(train, pd.DataFrame({"text": ["a"], "label": [0]}), "harmful", 0.1, 20, 20, 0)
+
+
+def test_the_selector_registry_and_the_config_choices_name_the_same_selectors():
+    from ckt.config import SELECTOR_BOUNDS, SELECTORS
+    from ckt.sot.selectors import SELECTORS as REGISTRY
+    from ckt.sot.selectors import methods
+
+    assert tuple(REGISTRY) == SELECTORS
+    assert set(SELECTORS) - set(methods()) == set(SELECTOR_BOUNDS) == {"none", "oracle"}
+    from ckt.sot_llm.mix import LLM_SELECTORS
+
+    assert LLM_SELECTORS == SELECTORS  # the LLM study runs every one, under the same names
+
+
+def test_a_new_selector_is_one_registry_entry(monkeypatch):
+    from ckt.sot import selectors
+
+    monkeypatch.setattr(selectors, "SELECTORS", dict(selectors.SELECTORS))
+    selectors.register("first", selectors.Selector(lambda x: -np.arange(len(x.z), dtype=float), "keep the first K"))
+    z = np.zeros((4, 2))
+    scores = selectors.selector_scores("first", selectors.Inputs(z, z, z, np.zeros(4, bool), np.random.default_rng(0)))
+    assert top_k(scores, 2).tolist() == [True, True, False, False]
+    assert "first" in selectors.methods()
+    with pytest.raises(ValueError, match="exists already"):
+        selectors.register("sot", selectors.Selector(lambda x: x.z[:, 0], "another sot"))
+
+
+def test_loss_means_the_same_in_the_proxy_and_the_llm_study():
+    """The proxy hands the teacher's cross-entropy, the study minus the LLM's log-likelihood: both keep the
+    lowest loss."""
+    z = np.zeros((3, 2))
+    c = np.zeros(3, bool)
+    teacher_ce = np.array([0.1, 2.0, 0.3])
+    llm_loglik = -teacher_ce
+    proxy = score("loss", Inputs(z, z, z, c, np.random.default_rng(0), teacher_ce))
+    study = score("loss", Inputs(z, z, z, c, np.random.default_rng(0), -llm_loglik))
+    assert top_k(proxy, 2).tolist() == top_k(study, 2).tolist() == [True, False, True]

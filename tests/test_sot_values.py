@@ -9,7 +9,9 @@ import pytest
 from scipy.special import logsumexp
 
 from ckt.errors import ConfigError
-from ckt.sot.weights import MIN_LOG_WEIGHT, entropic_ot, pair_embedding, selector_scores, sot_weights, sq_cost, top_k
+from ckt.sot.selectors import Inputs
+from ckt.sot.selectors import selector_scores as score
+from ckt.sot.weights import MIN_LOG_WEIGHT, entropic_ot, pair_embedding, sot_weights, sq_cost, top_k
 
 
 def ref_cost(z, r):
@@ -164,24 +166,26 @@ def test_each_selector_by_its_definition(cloud):
     z, safe, harm = cloud
     contaminant = np.array([0, 1, 0, 0, 1, 0, 0], bool)
     loss = np.arange(7, dtype=np.float32)
-    args = (z, safe, harm, loss, contaminant)
-    np.testing.assert_array_equal(selector_scores("random", *args, np.random.default_rng(3)),
+
+    def selector_scores(name, rng, **sot):
+        return score(name, Inputs(z, safe, harm, contaminant, rng, loss, sot))
+
+    np.testing.assert_array_equal(selector_scores("random", np.random.default_rng(3)),
                                   np.random.default_rng(3).random(7))
-    for name in ("oracle", "none"):
-        expected = -contaminant.astype(float)
-        np.testing.assert_array_equal(selector_scores(name, *args, np.random.default_rng(0)), expected)
-    scores = selector_scores("loss", *args, np.random.default_rng(0))
+    np.testing.assert_array_equal(selector_scores("oracle", np.random.default_rng(0)), -contaminant.astype(float))
+    np.testing.assert_array_equal(selector_scores("none", np.random.default_rng(0)), np.zeros(7))
+    scores = selector_scores("loss", np.random.default_rng(0))
     assert scores.dtype == np.float64 and scores.tolist() == [-float(v) for v in range(7)]
-    np.testing.assert_allclose(selector_scores("nearest", *args, np.random.default_rng(0)),
-                               -ref_cost(z, safe).min(1))
+    np.testing.assert_allclose(selector_scores("nearest-safe", np.random.default_rng(0)), -ref_cost(z, safe).min(1))
+    np.testing.assert_allclose(selector_scores("nearest-harm", np.random.default_rng(0)), ref_cost(z, harm).min(1))
     kw = {"reg": 0.3, "steps": 3, "push": 2.0}
-    np.testing.assert_array_equal(selector_scores("pull", *args, np.random.default_rng(0), **kw),
+    np.testing.assert_array_equal(selector_scores("pull", np.random.default_rng(0), **kw),
                                   sot_weights(z, safe, None, **kw)[0])
-    sot = selector_scores("sot", *args, np.random.default_rng(0), **kw)
+    sot = selector_scores("sot", np.random.default_rng(0), **kw)
     np.testing.assert_array_equal(sot, sot_weights(z, safe, harm, **kw)[0])
     assert not np.allclose(sot, sot_weights(z, safe, None, **kw)[0])
     with pytest.raises(ConfigError, match=r"unknown selector 'Sot': choose one of none, oracle, random, "):
-        selector_scores("Sot", *args, np.random.default_rng(0))
+        selector_scores("Sot", np.random.default_rng(0))
 
 
 def test_top_k_edge_cases():

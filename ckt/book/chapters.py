@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import REGIMES
+from ..config import REGIMES, SELECTOR_BOUNDS, SELECTORS
 from ..data import DOMAINS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,9 +207,9 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
                "patch_train_examples": 16, "patch_epochs": 1, "gen_tokens": 8, "lora_lrs": [4e-4],
                "lora_ratios": [0.0], "llm_push_grid": [1.0]},
         exercises="what the push term buys; a pair embedding blind to labels; a gentler user fine-tune",
-        selectors=Knob(["random", "loss", "nearest", "pull", "sot"], "selectors compared at the same K (besides "
+        selectors=Knob(["random", "loss", "nearest-safe", "pull", "sot"], "selectors compared at the same K (besides "
                        "'none' = train on everything and 'oracle' = drop exactly the contaminants)",
-                       each=("random", "loss", "nearest", "pull", "sot")),
+                       each=tuple(s for s in SELECTORS if s not in SELECTOR_BOUNDS)),
         kinds=Knob(["harmful", "flip"], "contamination kinds", each=("harmful", "flip")),
         rates=grid([0.1], "fractions of the training mix contaminated", 0.0, 0.9),
         push_grid=grid([0.0, 0.5, 1.0, 4.0], "SOT push weights γ swept (0 = pull-only)", 0.0, 100.0),

@@ -20,7 +20,8 @@ from ..config import Config
 from ..core.features import features
 from ..data.prompts import harmful_pools
 from .contamination import Mixture, contaminate
-from .weights import pair_embedding, selection_metrics, selector_scores, top_k
+from .selectors import Inputs, selector_scores
+from .weights import pair_embedding, selection_metrics, top_k
 
 
 class PreparedData(Protocol):
@@ -85,8 +86,8 @@ def score_mixture(prep: PreparedData, cfg: Config, seed: int) -> Scored:
     safe = pair_embedding(feats(mix.safe_texts).numpy(), mix.safe_labels, cfg.label_scale)
     harm = pair_embedding(feats(mix.harm_texts).numpy(), mix.harm_labels, cfg.label_scale)
     teacher_loss = F.cross_entropy(t_mix.float(), torch.as_tensor(mix.labels), reduction="none").numpy()
-    scores = selector_scores(cfg.selector, z, safe, harm, teacher_loss, mix.contaminant,
-                             np.random.default_rng(seed), **sot_options(cfg))
+    scores = selector_scores(cfg.selector, Inputs(z, safe, harm, mix.contaminant, np.random.default_rng(seed),
+                                                  teacher_loss, sot_options(cfg)))
     return Scored(mix, x_mix, t_mix, scores, time.perf_counter() - t0)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import numpy as np
 import ot
 
-from ..config import SELECTORS
 from ..errors import ConfigError
 
 INNER_ITERATIONS = 20  # Sinkhorn iterations per weight step (warm-started)
@@ -127,25 +126,3 @@ def selection_metrics(kept: np.ndarray, contaminant: np.ndarray) -> dict[str, fl
         "removal_recall": 100.0 * float((removed & c).sum()) / n_c if n_c else float("nan"),
         "kept": int(kept.sum()),
     }
-
-
-def selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.ndarray, teacher_loss: np.ndarray,
-                    contaminant: np.ndarray, rng: np.random.Generator, **sot) -> np.ndarray:
-    """A score per training example; the Top-K by score is kept.
-
-    - ``random``: uniform noise; ``oracle``: −1 on the contaminants (an upper bound, not a method);
-    - ``loss``: −(teacher cross-entropy of the example's label): keep what the teacher agrees with;
-    - ``nearest``: −(squared distance to the nearest safe-reference pair);
-    - ``pull`` / ``sot``: the OT weights without / with the push term.
-    """
-    if name == "random":
-        return rng.random(len(z))
-    if name in ("oracle", "none"):
-        return -np.asarray(contaminant, dtype=float)
-    if name == "loss":
-        return -np.asarray(teacher_loss, dtype=float)
-    if name == "nearest":
-        return -sq_cost(z, safe).min(axis=1)
-    if name in ("pull", "sot"):
-        return sot_weights(z, safe, harm if name == "sot" else None, **sot)[0]
-    raise ConfigError(f"unknown selector {name!r}: choose one of {', '.join(SELECTORS)}")

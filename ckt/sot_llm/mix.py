@@ -28,13 +28,14 @@ import pandas as pd
 from ..data import llm_sources as L
 from ..data.guard import Validated, require_validation
 from ..errors import ConfigError
-from ..sot.weights import selection_metrics, sot_weights, sq_cost, top_k
+from ..sot.selectors import SELECTORS, Inputs, selector_scores
+from ..sot.weights import selection_metrics, sot_weights, top_k
 
 SPLIT_SEED = 0
 MAX_PROMPT = 300                   # characters, as in the LoRA protocol's general pool
 KEEP_GRID = tuple(np.round(np.arange(0.50, 0.975, 0.025), 3))  # kept shares K / n tried on validation
 REFERENCES = ("cross", "same")
-LLM_SELECTORS = ("none", "random", "sot", "pull", "nearest-harm", "nearest-safe", "loss", "oracle")
+LLM_SELECTORS = tuple(SELECTORS)  # the selection study runs every selector (ckt.sot.selectors)
 FINETUNE_ARMS = ("none", "random", "sot", "oracle")  # the fine-tunes run (the selection study runs them all)
 
 
@@ -114,35 +115,6 @@ def llm_mix(split: str, n_clean: int, rate: float, safe_size: int, harm_size: in
                   .reset_index(drop=True), split)
 
 
-def llm_selector_scores(name: str, z: np.ndarray, safe: np.ndarray, harm: np.ndarray, contaminant: np.ndarray,
-                        rng: np.random.Generator, loglik: np.ndarray | None = None, **sot) -> np.ndarray:
-    """A score per pair; the Top-K by score is kept.
-
-    ``none`` keeps everything (every score equal); ``random``; ``sot`` / ``pull`` (γ = 0): the OT weights;
-    ``nearest-harm``: the squared distance to the nearest harmful-reference pair (far from harm is kept);
-    ``nearest-safe``: minus the distance to the nearest safe pair; ``loss``: the aligned model's mean
-    log-likelihood of the response (``loglik``; perplexity filtering keeps what the model finds likely);
-    ``oracle``: −1 on the contaminants (an upper bound, not a method).
-    """
-    if name == "loss":
-        if loglik is None:
-            raise ConfigError("the 'loss' selector needs the model's per-pair log-likelihoods (pass score_pairs)")
-        return np.asarray(loglik, dtype=float)
-    if name == "none":
-        return np.zeros(len(z))
-    if name == "random":
-        return rng.random(len(z))
-    if name == "oracle":
-        return -np.asarray(contaminant, dtype=float)
-    if name == "nearest-harm":
-        return sq_cost(z, harm).min(axis=1)
-    if name == "nearest-safe":
-        return -sq_cost(z, safe).min(axis=1)
-    if name in ("sot", "pull"):
-        return sot_weights(z, safe, harm if name == "sot" else None, **sot)[0]
-    raise ConfigError(f"unknown selector {name!r}: choose one of {', '.join(LLM_SELECTORS)}")
-
-
 def top_share(scores: np.ndarray, q: float) -> np.ndarray:
     """The Top-⌊q·n⌉ of ``scores`` as a kept mask: a selection at kept share q."""
     return top_k(scores, int(round(q * len(scores))))
@@ -197,10 +169,11 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     """One seed of the selection study: on a validation mix, each selector's kept share q is chosen by
     :func:`choose_keep_fraction`; on a test mix of other rows, its Top-⌊q·n⌉ is kept and scored.
     ``embed(texts) -> (n, d) array`` embeds pair texts (:func:`pair_text`); ``score_pairs(pairs) -> (n,)``
-    gives the ``loss`` selector its per-pair log-likelihoods; with ``push_grid``, SOT's push weight γ is chosen
-    on the validation mix by :func:`choose_push`. Returns (rows: one per selector, with q, γ, the validation J,
-    :func:`~ckt.sot.weights.selection_metrics` and the harmful recall at the common share of
-    :func:`common_share`; curve: harmful recall of every selector at every q of :data:`KEEP_GRID` on the test
+    gives the per-pair log-likelihoods whose negatives are the ``loss`` selector's losses; with
+    ``push_grid``, SOT's push weight γ is chosen on the validation mix by :func:`choose_push`. Returns (rows:
+    one per selector, with q, γ, the validation J, :func:`~ckt.sot.weights.selection_metrics` and the harmful
+    recall at the common share of :func:`common_share`; curve: harmful recall of every selector at every q of
+    :data:`KEEP_GRID` on the test
     mix)."""
     mixes = {split: llm_mix(split, n_clean, rate, safe_size, harm_size, reference, seed) for split in ("val", "test")}
     embedded = {split: embed_mix(embed, mix) for split, mix in mixes.items()}
@@ -209,10 +182,9 @@ def selection_run(embed, selectors, reference: str, seed: int, n_clean: int = 25
     scores = {}
     for split, mix in mixes.items():
         z, safe, harm = embedded[split]
-        loglik = score_pairs(mix.pairs) if score_pairs is not None and "loss" in selectors else None
-        rng = np.random.default_rng([seed, 23])
-        scores[split] = {name: llm_selector_scores(name, z, safe, harm, mix.contaminant, rng, loglik, **sot)
-                         for name in selectors}
+        loss = -score_pairs(mix.pairs) if score_pairs is not None and "loss" in selectors else None
+        inputs = Inputs(z, safe, harm, mix.contaminant, np.random.default_rng([seed, 23]), loss, sot)
+        scores[split] = {name: selector_scores(name, inputs) for name in selectors}
     rows, curve = [], []
     test_c = mixes["test"].contaminant
     val_c = mixes["val"].contaminant

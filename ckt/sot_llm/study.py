@@ -34,7 +34,8 @@ from ..llm.runcache import FINETUNES, base_measurement, cached_measurement, meas
 from ..llm.runtime import measured_as, release_memory, resolved, summary_line
 from ..llm.sets import PromptSets, ProtocolSets
 from ..sot.selection import sot_options
-from .mix import FINETUNE_ARMS, LLM_SELECTORS, finetune_sets, llm_mix, pools, selection_run
+from ..sot.selectors import SELECTORS
+from .mix import FINETUNE_ARMS, finetune_sets, llm_mix, pools, selection_run
 from .user_finetune import check_user_data_disjoint, user_finetune, user_key
 
 START = "patched start"
@@ -176,11 +177,13 @@ def memoized(fn: Callable[[list[str]], object]) -> Callable[[list[str]], np.ndar
 
 
 def selection_study(embedders: dict[str, Callable], references: Sequence[str], seeds: Sequence[int],
-                    selectors: Sequence[str] = LLM_SELECTORS, score_pairs=None, n_clean: int = 200,
+                    selectors: Sequence[str] | None = None, score_pairs=None, n_clean: int = 200,
                     rate: float = 0.1, safe_size: int = 50, harm_size: int = 30, push_grid=None,
                     **sot) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`~ckt.sot_llm.mix.selection_run` for every embedding, reference setting and seed: (one row per
-    embedding, reference, seed and selector; the harmful-recall curve over the kept share)."""
+    embedding, reference, seed and selector; the harmful-recall curve over the kept share). ``selectors``: every
+    selector registered in :mod:`ckt.sot.selectors` unless given."""
+    selectors = tuple(SELECTORS) if selectors is None else selectors
     rows, curve = [], []
     for name, embed in embedders.items():
         for reference in references:
