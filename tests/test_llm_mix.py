@@ -154,3 +154,14 @@ def test_loss_selector_keeps_what_the_model_finds_likely_and_needs_the_log_likel
     np.testing.assert_allclose(scores, [-1.0, -4.0, -2.0])
     with pytest.raises(ConfigError, match="per-example losses"):
         llm_selector_scores("loss", z, z, z, np.zeros(3, bool), rng)
+
+
+def test_the_fine_tune_arms_are_selectors_named_once_and_sot_faces_every_other_method():
+    from ckt.book import sot_llm_report as S
+    from ckt.sot.selectors import SELECTORS
+    from ckt.sot_llm.mix import FINETUNE_ARMS
+    from ckt.sot_llm.study import START
+
+    assert set(FINETUNE_ARMS) <= set(SELECTORS)  # each arm trains on a selector's keep (none: everything)
+    assert set(S.ARM_NAMES) == {START, *FINETUNE_ARMS} and S.ARM_NAMES["sot"] == "the SOT model"
+    assert set(S.RIVALS) == {"random", "loss", "nearest-safe", "nearest-harm", "pull"}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.guard import Validated
+from ..sot.selectors import methods as selector_methods
 from ..sot_llm.mix import FINETUNE_ARMS
 from ..sot_llm.study import START
 from ..verdicts import claim_row, compare, pick_on_validation
@@ -22,9 +23,8 @@ from .patch_report import compare_arms, interval_columns, seed_matrix
 
 FT_METRICS = ("refusal", "jailbreak_refusal", "over_refusal", "helpfulness_loglik")
 SAFETY = ("refusal", "jailbreak_refusal")
-ARM_NAMES = {START: "the patched start", "none": "the no-selection model", "random": "the random-selection model",
-             "sot": "the SOT model", "oracle": "the oracle model"}  # for sentences: "<name>'s refusal is …"
-RIVALS = ("random", "pull", "nearest-harm", "nearest-safe", "loss")  # selectors SOT must beat ("oracle" is a bound)
+ARM_NAMES = {START: "the patched start", **{arm: called for arm, (_, called) in FINETUNE_ARMS.items()}}  # sentences
+RIVALS = tuple(m for m in selector_methods() if m != "sot")  # the claim: SOT beats every other selection method
 
 
 def erosion_table(search) -> pd.DataFrame:

@@ -36,7 +36,14 @@ MAX_PROMPT = 300                   # characters, as in the LoRA protocol's gener
 KEEP_GRID = tuple(np.round(np.arange(0.50, 0.975, 0.025), 3))  # kept shares K / n tried on validation
 REFERENCES = ("cross", "same")
 LLM_SELECTORS = tuple(SELECTORS)  # the selection study runs every selector (ckt.sot.selectors)
-FINETUNE_ARMS = ("none", "random", "sot", "oracle")  # the fine-tunes run (the selection study runs them all)
+# The fine-tune arms, declared once: what each trains on, and how a sentence names its model (the selection study
+# scores every selector; only these are fine-tuned)
+FINETUNE_ARMS = {
+    "none": ("every pair of the user's mix", "the no-selection model"),
+    "random": ("K random pairs, K = SOT's", "the random-selection model"),
+    "sot": ("SOT's Top-K, each pair weighted by its SOT weight", "the SOT model"),
+    "oracle": ("the mix's clean pairs exactly (an upper bound, not a method)", "the oracle model"),
+}
 
 
 def pair_text(prompt: str, response: str) -> str:
