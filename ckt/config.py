@@ -52,7 +52,8 @@ SECTIONS = {
     "perturbation": "the training perturbation δ (Eq. 4)",
     "evaluation": "the evaluation suite",
     "sot": "SOT data selection (arXiv 2601.07200)",
-    "llm_patch": "LoRA safety patch on an instruction LLM (arXiv 2510.09004)",
+    "llm_patch": "the instruction LLM, its measurement and the LoRA safety patch (arXiv 2510.09004; chapters 06-07)",
+    "sot_llm": "the user's fine-tune of the patched LLM (SOT's scenario, chapter 06)",
     "runtime": "runtime: seeds and device",
 }
 
@@ -70,7 +71,7 @@ def _in(section):
     return lambda *args, **kw: _f(section, *args, **kw)
 
 
-_data, _teacher, _student, _perturb, _eval, _sot, _llm, _runtime = map(_in, SECTIONS)
+_data, _teacher, _student, _perturb, _eval, _sot, _llm, _user, _runtime = map(_in, SECTIONS)
 INF = float("inf")
 
 
@@ -173,10 +174,11 @@ class Config:
                               choices=("auto", "bf16", "fp32"))
     gen_tokens: int = _llm(16, "tokens generated per reply before it is judged (chapter 07 checks on validation "
                            "replies twice as long that the judge calls every reply the same)", range=(1, 512))
-    user_lr: float = _llm(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06 "
-                          "sets it from its knob user_lrs, searched on validation; never tuned by a selector)",
-                          range=(1e-7, 1.0))
-    user_epochs: int = _llm(1, "epochs of the user's fine-tune (chapter 06)", range=(1, 100))
+    # --- the user's fine-tune of the patched LLM (SOT's scenario; chapter 06) ---
+    user_lr: float = _user(2e-4, "learning rate of the user's LoRA fine-tune of the patched model (chapter 06 "
+                           "sets it from its knob user_lrs, searched on validation; never tuned by a selector)",
+                           range=(1e-7, 1.0))
+    user_epochs: int = _user(1, "epochs of the user's fine-tune (chapter 06)", range=(1, 100))
     # --- runtime ---
     seeds: list = _runtime([0, 1, 2], "seeds; results are mean ± 95% CI over them", each=range(0, 2**31),
                            keyed=False)
@@ -199,6 +201,10 @@ class Config:
             raise ConfigError(f"seeds {self.seeds} has duplicates: give distinct seeds")
         if not self.domains:
             raise ConfigError(f"domains is empty: choose from {list(DOMAINS)}")
+        for rule in CROSS_FIELD_RULES:  # settings that are valid alone but not together: caught before any training
+            problem = rule(self)
+            if problem:
+                raise ConfigError(problem)
         return self
 
     # ------------------------------------------------------------------ construction
@@ -259,6 +265,23 @@ class Config:
             "lam": self.lam if use_reg else 0.0,
             "smart": self.smart_weight if use_smart else 0.0,
         }
+
+
+def _fp16_needs_cuda(cfg: Config) -> str | None:
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        return "precision=fp16 needs a CUDA device but device=cpu: use precision=bf16 on CPU, or device=cuda/auto"
+    return None
+
+
+def _jailbreak_within_harmful(cfg: Config) -> str | None:
+    if cfg.eval_jailbreak > cfg.eval_harmful:
+        return (f"eval_jailbreak={cfg.eval_jailbreak} > eval_harmful={cfg.eval_harmful}: the jailbreak prompts are "
+                "held-out harmful prompts wrapped in a template, so lower eval_jailbreak or raise eval_harmful")
+    return None
+
+
+# Rules over several fields, run by Config.validate: each returns the one-line problem and fix, or None.
+CROSS_FIELD_RULES = (_fp16_needs_cuda, _jailbreak_within_harmful)
 
 
 # What a reader may call a field by another name (the paper's words, other libraries' names): "did you mean" looks

@@ -1,5 +1,6 @@
 """The one config object: defaults, regimes, and one clear line for every bad value."""
 
+import re
 from dataclasses import fields
 
 import pytest
@@ -222,3 +223,27 @@ def test_a_bad_choice_suggests_its_alias(field, typed, meant):
 def test_an_unrelated_key_lists_the_valid_keys_instead():
     with pytest.raises(ConfigError, match=r"^unknown parameter 'zzzqqq': valid keys: dataset, train_size"):
         Config.from_dict({"zzzqqq": 1})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"precision": "fp16", "device": "cpu"}, "precision=fp16 needs a CUDA device but device=cpu: use precision=bf16 "
+                                            "on CPU, or device=cuda/auto"),
+    ({"eval_harmful": 10, "eval_jailbreak": 11}, "eval_jailbreak=11 > eval_harmful=10: the jailbreak prompts are "
+                                                 "held-out harmful prompts wrapped in a template, so lower "
+                                                 "eval_jailbreak or raise eval_harmful"),
+])
+def test_settings_valid_alone_but_not_together_fail_in_validate_before_anything_runs(changes, message):
+    with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
+        Config(**changes)
+    # the neighbours of the boundary are fine
+    Config(precision="fp16", device="auto")
+    Config(precision="bf16", device="cpu")
+    Config(eval_harmful=10, eval_jailbreak=10)
+
+
+def test_the_user_fine_tune_has_its_own_section_and_no_ckt_run_reads_it():
+    from ckt.experiments.sweep import run_id
+
+    assert set(Config().section("sot_llm")) == {"user_lr", "user_epochs"}
+    base = Config()
+    assert run_id(base.replace(user_lr=1e-3, user_epochs=2), 0) == run_id(base, 0)
