@@ -312,6 +312,7 @@ def test_claim_row_exact_row():
 
     def numbers(label, metric, test, outcome, effect, ci, margin):
         return {"comparison": label, "metric": metric, "test": test, "outcome": outcome, "effect": effect,
+                "expected": "equivalent" if test == "equivalent" else "higher",
                 "ci_low": ci[0], "ci_high": ci[1], "margin": margin, "n_seeds": 3, "n_items": 2000, "mdd": math.nan}
 
     expected = {

@@ -152,7 +152,7 @@ def claim_row(claim: str, paper: str, comparisons: Sequence[Comparison], reason:
     if verdict is None:
         verdict = claim_verdict([c.outcome for c in comparisons], [c.expected for c in comparisons], shape=shape)
     measured = "; ".join(c.text for c in comparisons) or "—"
-    numbers = [{"comparison": c.label, "metric": c.metric, "test": c.test, "outcome": c.outcome,
+    numbers = [{"comparison": c.label, "metric": c.metric, "test": c.test, "expected": c.expected, "outcome": c.outcome,
                 "effect": c.diff.estimate, "ci_low": c.diff.ci_low, "ci_high": c.diff.ci_high,
                 "margin": MARGINS.get(c.metric), "n_seeds": c.diff.n_seeds, "n_items": c.diff.n_items,
                 "mdd": c.diff.mdd} for c in comparisons]
