@@ -111,3 +111,47 @@ def test_claims_from_planted_results():
     # superlative: a rival significantly lower at the common K makes "the lowest" not reproduced
     assert verdicts["the lowest harmful recall among selectors"] == "not reproduced"
     assert all(c["comparisons"] for c in claims)
+
+
+def test_the_user_lr_search_fine_tunes_both_arms_per_lr_on_validation_only_and_caches(
+        smollm_tokenizer, make_tiny_llama, tiny_sets, tmp_path, monkeypatch):
+    """Per learning rate, the contaminated validation mix and its clean part are fine-tuned and measured on the
+    validation prompts (the held-out ones are never measured); the rule gets validation numbers, gentlest first;
+    a rerun trains nothing."""
+    from ckt.config import Config
+    from ckt.sot_llm import study
+    from ckt.sot_llm.study import erosion_search, no_perplexity
+
+    monkeypatch.setenv("CKT_CACHE_DIR", str(tmp_path))
+    tiny = make_tiny_llama(smollm_tokenizer, sharpen=20.0, eos_token_id=smollm_tokenizer.eos_token_id)
+    measured, trained, seen = [], [], []
+    real_measure, real_finetune = study.measure, study.user_finetune
+
+    def spy_measure(model, tokenizer, prompts, gen_tokens):
+        measured.append(prompts)
+        return real_measure(model, tokenizer, prompts, gen_tokens)
+
+    def spy_finetune(start, tokenizer, pairs, cfg, seed, weights=None):
+        trained.append((cfg.user_lr, len(pairs)))
+        return real_finetune(start, tokenizer, pairs, cfg, seed, weights)
+
+    def choose(val):
+        assert val.source == "validation"
+        seen.append(list(val.values))
+        assert set(val.values[2e-4]) == {"contaminated", "oracle"}
+        return 5e-4, {lr: lr for lr in val.values}, False
+
+    monkeypatch.setattr(study, "measure", spy_measure)
+    monkeypatch.setattr(study, "user_finetune", spy_finetune)
+    cfg = Config(gen_tokens=3, patch_rank=2, llm_precision="fp32")
+    search = erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [2e-4, 5e-4], choose, n_clean=10, rate=0.2,
+                            safe_size=4, harm_size=4, log=lambda _: None)
+    assert seen == [[2e-4, 5e-4]] and (search.lr, search.shows_premise) == (5e-4, False)
+    assert search.pairs == {"contaminated": 12, "oracle": 10}  # 10 clean pairs and 20% harmful ones among 12
+    assert trained == [(2e-4, 12), (2e-4, 10), (5e-4, 12), (5e-4, 10)]
+    assert measured == [no_perplexity(tiny_sets.validation)] * 4
+    assert set(search.validation) == {(lr, arm) for lr in (2e-4, 5e-4) for arm in ("contaminated", "oracle")}
+    trained.clear()
+    again = erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [2e-4, 5e-4], choose, n_clean=10, rate=0.2,
+                           safe_size=4, harm_size=4, log=lambda _: None)
+    assert trained == [] and again.validation[(2e-4, "oracle")].replies == search.validation[(2e-4, "oracle")].replies
