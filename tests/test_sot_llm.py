@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from ckt.book import sot_llm_report as S
+from ckt.errors import ConfigError
 from ckt.llm.measure import Measurement
 from ckt.sot_llm.study import START, UserFinetuneResult, memoized, pair_embedders
 
@@ -146,7 +147,7 @@ def test_the_user_lr_search_fine_tunes_both_arms_per_lr_on_validation_only_and_c
     cfg = Config(gen_tokens=3, patch_rank=2, llm_precision="fp32")
     search = erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [2e-4, 5e-4], choose, n_clean=10, rate=0.2,
                             safe_size=4, harm_size=4, log=lambda _: None)
-    assert seen == [[2e-4, 5e-4]] and (search.lr, search.shows_premise) == (5e-4, False)
+    assert seen == [[2e-4], [2e-4, 5e-4]] and (search.lr, search.shows_premise) == (5e-4, False)
     assert search.pairs == {"contaminated": 12, "oracle": 10}  # 10 clean pairs and 20% harmful ones among 12
     assert trained == [(2e-4, 12), (2e-4, 10), (5e-4, 12), (5e-4, 10)]
     assert measured == [no_perplexity(tiny_sets.validation)] * 4
@@ -155,3 +156,14 @@ def test_the_user_lr_search_fine_tunes_both_arms_per_lr_on_validation_only_and_c
     again = erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [2e-4, 5e-4], choose, n_clean=10, rate=0.2,
                            safe_size=4, harm_size=4, log=lambda _: None)
     assert trained == [] and again.validation[(2e-4, "oracle")].replies == search.validation[(2e-4, "oracle")].replies
+
+    def first_shows(val):
+        return next(iter(val.values)), {}, True
+
+    trained.clear()
+    stopped = erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [1e-4, 2e-4, 5e-4], first_shows, n_clean=10,
+                             rate=0.2, safe_size=4, harm_size=4, log=lambda _: None)
+    assert (stopped.lr, stopped.shows_premise) == (1e-4, True)  # the gentlest shows it: nothing stronger is tried
+    assert trained == [(1e-4, 12), (1e-4, 10)] and set(stopped.validation) == {(1e-4, "contaminated"), (1e-4, "oracle")}
+    with pytest.raises(ConfigError, match="user_lrs is empty"):
+        erosion_search(tiny, smollm_tokenizer, tiny_sets, cfg, [], first_shows, log=lambda _: None)

@@ -227,9 +227,10 @@ chapter("06_sot", "SOT: push-pull optimal-transport data selection", "Experiment
         embeddings=Knob(["minilm", "smollm2"], "pair embeddings compared for the LLM selection: the sentence "
                         "encoder, the LLM's own hidden states", each=("minilm", "smollm2")),
         user_pairs=Knob(200, "clean instruction pairs in the user's fine-tuning mix", range=(10, 300)),
-        user_lrs=grid([2e-4, 6e-4], "learning rates of the user's fine-tune searched on a validation mix, gentlest "
-                      "first: the fine-tunes use the gentlest at which the harmful pairs erode refusal measurably "
-                      "beyond the mix's clean part (ckt.verdicts.erosion)", 1e-7, 1.0),
+        user_lrs=grid([5e-5, 1e-4, 2e-4], "learning rates of the user's fine-tune searched on a validation mix, "
+                      "gentlest first: the fine-tunes use the gentlest at which the harmful pairs erode refusal "
+                      "measurably beyond the mix's clean part (ckt.verdicts.erosion); the search stops there",
+                      1e-7, 1.0),
         llm_rate=Knob(0.1, "share of harmful pairs in the user's mix", range=(0.0, 0.5)))
 chapter("07_lora_patch", "A LoRA refusal patch on a real instruction LLM", "Experiments", seeds=2,
         smoke={"val_prompts": 8, "eval_harmful": 8, "eval_jailbreak": 4, "eval_benign": 8, "eval_helpful": 8,

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.guard import Validated
+from ..errors import ConfigError
 from ..llm.measure import Measurement, helpfulness_loglik, measure
 from ..llm.runcache import FINETUNES, base_measurement, cached_measurement, measurement_key
 from ..llm.runtime import measured_as, release_memory, resolved, summary_line
@@ -87,23 +88,28 @@ def erosion_search(start, tokenizer, sets: ProtocolSets, cfg, user_lrs: Sequence
     :data:`SEARCH_SEED`) and on its clean part, measure both on the validation prompts, and choose the learning
     rate with ``choose(Validated({lr: {"contaminated": items, "oracle": items}}, "validation")) -> (lr, checks,
     shows_premise)`` (the chapter passes :func:`ckt.verdicts.erosion.pick_eroding`; the verdicts sit above this
-    room). No selector is involved, and no held-out prompt is read."""
+    room). The rule is asked after each learning rate, and the search stops once the rule's choice shows the
+    premise: a rule that takes the gentlest such learning rate would take the same one from the whole grid, and
+    each learning rate costs two fine-tunes. No selector is involved, and no held-out prompt is read."""
+    if not len(user_lrs):
+        raise ConfigError("user_lrs is empty: give at least one learning rate of the user's fine-tune, e.g. [2e-4]")
     cfg = resolved(cfg, start)
     began = time.perf_counter()
     mix = llm_mix("val", n_clean, rate, safe_size, harm_size, reference, SEARCH_SEED)
     data = {"contaminated": mix.pairs, "oracle": mix.pairs[~mix.contaminant].reset_index(drop=True)}
     prompts = no_perplexity(sets.validation)
-    validation = {}
-    for lr in user_lrs:
+    validation, scores = {}, {}
+    for lr in map(float, user_lrs):
         for arm, pairs in data.items():
-            m, extra, hit = measured_finetune(start, tokenizer, pairs, cfg.replace(user_lr=float(lr)), SEARCH_SEED,
-                                              prompts)
-            validation[(float(lr), arm)] = m
+            m, extra, hit = measured_finetune(start, tokenizer, pairs, cfg.replace(user_lr=lr), SEARCH_SEED, prompts)
+            validation[(lr, arm)] = m
             log(f"search, user lr {lr:g}, {arm} ({len(pairs)} pairs, {_done(extra, hit)}): "
                 f"{summary_line(m.means(), FT_KEYS)}")
-    lr, checks, shows = choose(Validated(
-        {float(lr): {arm: validation[(float(lr), arm)].items for arm in data} for lr in user_lrs}, "validation"))
-    return ErosionSearch(lr, shows, checks, validation, {arm: len(p) for arm, p in data.items()},
+        scores[lr] = {arm: validation[(lr, arm)].items for arm in data}
+        chosen, checks, shows = choose(Validated(dict(scores), "validation"))
+        if shows:
+            break
+    return ErosionSearch(chosen, shows, checks, validation, {arm: len(p) for arm, p in data.items()},
                          time.perf_counter() - began)
 
 
