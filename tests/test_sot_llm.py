@@ -100,6 +100,7 @@ def test_claims_from_planted_results():
     claims, cmp = S.sot_llm_claims(study_rows(), finetunes(), SEEDS, "minilm")
     verdicts = {c["claim"].split(": ", 1)[1]: c["verdict"] for c in claims}
     assert verdicts["fine-tuning on contaminated data erodes safety (the premise)"] == "reproduced"
+    assert verdicts["the harmful pairs are what erodes safety (what a selector can remove)"] == "reproduced"
     assert verdicts["safety kept through the fine-tune"] == "reproduced"
     assert verdicts["safer after the fine-tune than the baselines"] == "reproduced"  # 50 vs 20 and 35
     assert verdicts["helpfulness kept"] == "reproduced"

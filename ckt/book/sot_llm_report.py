@@ -115,6 +115,8 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
     erosion = {m: vs("none", START, m, "beats", "lower") for m in SAFETY} if "none" in ran else {}
     kept = {m: vs("sot", START, m, "equivalent", "equivalent") for m in SAFETY} if "sot" in ran else {}
     benign = {m: vs("oracle", START, m, "beats", "lower") for m in SAFETY} if "oracle" in ran else {}
+    harmful = ({m: vs("none", "oracle", m, "beats", "lower") for m in SAFETY}
+               if {"none", "oracle"} <= ran else {})
     safer = ({f"{m} vs {b}": vs("sot", b, m, "beats", "higher") for b in ("none", "random") if b in ran
               for m in SAFETY} if "sot" in ran else {})
     helpful = ({f"vs {b}": vs("sot", b, "helpfulness_loglik", "equivalent", "equivalent")
@@ -125,6 +127,11 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
                   list(erosion.values()),
                   "refusal and jailbreak refusal on held-out harmful prompts after the user's fine-tune on the whole "
                   "mix, against the patched start, paired by seed and prompt", shape="existential"),
+        claim_row("SOT: the harmful pairs are what erodes safety (what a selector can remove)",
+                  "implied: removing them keeps safety", list(harmful.values()),
+                  "refusal and jailbreak refusal on held-out harmful prompts after the fine-tune on the whole mix, "
+                  "against the fine-tune on its clean part alone (the oracle), paired by seed and prompt; where "
+                  "the clean part erodes safety as much, no selection can keep it", shape="existential"),
         claim_row("SOT: the lowest harmful recall among selectors", "0.093; lower than the baselines",
                   list(recall.values()),
                   f"share of contaminants kept on the test mixes, at the K each selector chose on validation mixes and "
@@ -141,5 +148,5 @@ def sot_llm_claims(rows: pd.DataFrame, res, seeds: Sequence[int], embedding: str
                   "helpfulness log-likelihood after SOT's fine-tune, equivalent to training on everything and to a "
                   "random selection of the same size within the declared margin (TOST)", shape="conjunctive"),
     ]
-    return rows_out, {"recall": recall, "erosion": erosion, "benign": benign, "safer": safer, "kept": kept,
-                      "helpful": helpful}
+    return rows_out, {"recall": recall, "erosion": erosion, "benign": benign, "harmful": harmful, "safer": safer,
+                      "kept": kept, "helpful": helpful}
